@@ -1,0 +1,44 @@
+# One entry point for people and CI. `make run` and `make test` each install what they need first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+AZURITE_DIR := tests/azurite
+NPM_STAMP := $(AZURITE_DIR)/node_modules/.installed
+
+.PHONY: install run test lint bench services clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+$(NPM_STAMP): $(AZURITE_DIR)/package.json
+	npm install --prefix $(AZURITE_DIR) --no-audit --no-fund --silent
+	touch $(NPM_STAMP)
+
+install: $(STAMP) $(NPM_STAMP)
+
+run: $(STAMP)
+	$(BIN)/python -m myapp
+
+# PostgreSQL is required by the tests: start it when it is down, fail (never skip) when it cannot start.
+services:
+	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect 15 main start || true
+	@for i in 1 2 3 4 5 6 7 8 9 10; do pg_isready -q -h 127.0.0.1 -p 5432 && exit 0; sleep 1; done; \
+	  echo "PostgreSQL on 127.0.0.1:5432 is not running and could not be started" >&2; exit 1
+
+test: install services
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check myapp containers tests
+	$(BIN)/ruff format --check myapp containers tests
+	$(BIN)/mypy
+
+bench: install services
+	$(BIN)/python -m tests.benchmarks
+
+clean:
+	rm -rf $(VENV) $(AZURITE_DIR)/node_modules .pytest_cache .mypy_cache .hypothesis

@@ -1,0 +1,17 @@
+"""The composition root: configuration, core services, database and processing."""
+
+from dependency_injector import containers, providers
+
+from containers.core import CoreContainer
+from containers.database import DatabaseContainer
+from containers.processing import ProcessingContainer
+
+
+class ApplicationContainer(containers.DeclarativeContainer):
+    config = providers.Configuration(strict=True)
+
+    core = providers.Container(CoreContainer, config=config)
+    database = providers.Container(DatabaseContainer, config=config)
+    processing = providers.Container(
+        ProcessingContainer, config=config, core=core, database=database
+    )

@@ -1,0 +1,15 @@
+"""The database: one async engine per process, one AsyncSession per work-item scope."""
+
+from dependency_injector import containers, providers
+
+from myapp.data.database import create_engine, create_session_factory
+from myapp.processing.scope import scoped
+
+
+class DatabaseContainer(containers.DeclarativeContainer):
+    config = providers.Configuration()
+
+    engine = providers.Singleton(create_engine, config.ConnectionStrings.Database)
+    session_factory = providers.Singleton(create_session_factory, engine)
+    # Scoped: one session per fetch / process call, shared within it, closed at its end.
+    session = providers.Factory(scoped, session_factory)

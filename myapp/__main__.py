@@ -1,0 +1,5 @@
+import sys
+
+from myapp.cli import main
+
+sys.exit(main())

@@ -1,0 +1,137 @@
+"""Hosted services: the polling BackgroundProcessingService and the Host that runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Protocol, runtime_checkable
+
+from loguru import logger
+
+from myapp.processing.engine import WorkItemProcessingEngine
+from myapp.processing.report import CycleReport
+from myapp.processing.timespan import format_timespan
+
+DEFAULT_POLL_INTERVAL = timedelta(minutes=5)
+
+
+@runtime_checkable
+class HostedService(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class BackgroundProcessingService:
+    """Runs a cycle, waits the poll interval (a stop interrupts the wait), repeats.
+
+    When the last cycle filled some handler's quota there is probably more work waiting, so the
+    next cycle starts at once: throughput is not capped at quota / poll interval.
+    """
+
+    def __init__(
+        self, engine: WorkItemProcessingEngine, *, poll_interval: timedelta = DEFAULT_POLL_INTERVAL
+    ) -> None:
+        self.engine = engine
+        self.poll_interval = poll_interval
+        self.cycles = 0
+        self._stop_requested = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name="background-processing")
+
+    async def stop(self) -> None:
+        """Graceful: the engine finishes in-flight items within its shutdown timeout.
+
+        Cancelling this call (a second signal) cancels the running cycle at once.
+        """
+        self._stop_requested.set()
+        self.engine.request_stop()
+        if self._task is None:
+            return
+        try:
+            await asyncio.shield(self._task)
+        except asyncio.CancelledError:
+            self._task.cancel("stop now")
+            await asyncio.gather(self._task, return_exceptions=True)
+            raise
+
+    async def run(self) -> None:
+        interval = format_timespan(self.poll_interval)
+        logger.info("Unified background processing service started with {} poll interval", interval)
+        while not self._stop_requested.is_set():
+            report = await self.run_one_cycle()
+            if report is not None and report.more_work_waiting:
+                logger.debug("A handler filled its quota; starting the next cycle now")
+                continue
+            await self._wait_for_stop(self.poll_interval)
+        logger.info("Unified background processing service stopped")
+
+    async def run_one_cycle(self) -> CycleReport | None:
+        self.cycles += 1
+        try:
+            return await self.engine.run_cycle()
+        except Exception:
+            logger.exception("Error during background processing cycle {}", self.cycles)
+            return None
+
+    async def _wait_for_stop(self, interval: timedelta) -> None:
+        try:
+            async with asyncio.timeout(interval.total_seconds()):
+                await self._stop_requested.wait()
+        except TimeoutError:
+            pass
+
+
+class Host:
+    """Starts hosted services in order, stops them in reverse order on SIGINT/SIGTERM.
+
+    A second signal stops at once: running items are cancelled (their scopes still close).
+    """
+
+    def __init__(self, services: Sequence[HostedService]) -> None:
+        self.services = list(services)
+        self._stop = asyncio.Event()
+        self._signals = 0
+        self._stopping_task: asyncio.Task[None] | None = None
+
+    def request_stop(self) -> None:
+        self._signals += 1
+        if self._signals == 1:
+            logger.info("Stopping (send the signal again to stop at once)")
+            self._stop.set()
+        elif self._stopping_task is not None:
+            logger.warning("Stopping at once")
+            self._stopping_task.cancel("second signal")
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.request_stop)
+        try:
+            started: list[HostedService] = []
+            for service in self.services:
+                await service.start()
+                started.append(service)
+            await self._stop.wait()
+            self._stopping_task = asyncio.create_task(self._stop_all(started))
+            try:
+                await self._stopping_task
+            except asyncio.CancelledError:
+                if self._signals < 2:
+                    raise
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+    async def _stop_all(self, services: list[HostedService]) -> None:
+        for service in reversed(services):
+            try:
+                await service.stop()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("Error stopping {}", type(service).__name__)

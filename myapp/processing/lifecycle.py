@@ -1,0 +1,68 @@
+"""What the engine tells a claiming handler about its items: done, failed, running, not started.
+
+Each call runs in a fresh scope with a fresh handler, like fetch and process. Completions that are
+ready at the same moment are acknowledged in one `complete` call (one statement for the claim
+protocol), and a failure here is logged, never raised into the cycle: the worst outcome of a lost
+acknowledgement is that the lease runs out and the item is processed again (at-least-once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from loguru import logger
+
+from myapp.processing.registration import HandlerRegistration
+
+ScopeFactory = Callable[[], AbstractAsyncContextManager[Any]]
+
+
+class HandlerLifecycle:
+    """The lifecycle calls for one registration during one cycle."""
+
+    def __init__(self, registration: HandlerRegistration, open_scope: ScopeFactory) -> None:
+        self._registration = registration
+        self._open_scope = open_scope
+        self._pending_completions: list[Any] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def _call(self, action: str, method: str, *args: Any) -> None:
+        try:
+            async with self._open_scope():
+                handler = self._registration.handler_factory()
+                await getattr(handler, method)(*args)
+        except Exception as error:
+            logger.opt(exception=error).error(
+                "Could not {} work items of handler {}", action, self._registration.name
+            )
+
+    def completed(self, item: Any) -> None:
+        """Queue an acknowledgement; items completing together are flushed in one call."""
+        self._pending_completions.append(item)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_completions())
+
+    async def _flush_completions(self) -> None:
+        await asyncio.sleep(0)  # let completions of the same moment join this batch
+        while self._pending_completions:
+            batch, self._pending_completions = self._pending_completions, []
+            await asyncio.shield(self._call("complete", "complete", batch))
+
+    async def failed(self, item: Any, error: BaseException) -> None:
+        await asyncio.shield(self._call("fail", "fail", item, error))
+
+    async def extend(self, items: Sequence[Any]) -> None:
+        if items:
+            await self._call("extend the leases of", "extend", list(items))
+
+    async def release(self, items: Sequence[Any]) -> None:
+        if items:
+            await asyncio.shield(self._call("release", "release", list(items)))
+
+    async def drain(self) -> None:
+        """Wait until every queued acknowledgement has been written."""
+        while self._flusher is not None and not self._flusher.done():
+            await asyncio.shield(self._flusher)

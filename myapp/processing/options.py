@@ -1,0 +1,38 @@
+"""The options every handler section `BackgroundProcessing:<Name>` may hold.
+
+A handler with settings of its own subclasses `HandlerOptions`; its fields are written in
+PascalCase in configuration (`RequestDelay`) and snake_case in code (`request_delay`). Keys
+match case-insensitively, because environment variables lose their case.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_pascal
+
+from myapp.processing.timespan import PositiveTimeSpan
+
+
+class HandlerOptions(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_pascal, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+    enabled: bool = True
+    max_items_per_cycle: int | None = Field(default=None, ge=1)
+    max_concurrency: int | None = Field(default=None, ge=1)
+    item_timeout: PositiveTimeSpan | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _match_keys_ignoring_case(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        known = {}
+        for name, field in cls.model_fields.items():
+            alias = field.alias or name
+            known[alias.lower()] = alias
+            known[name.lower()] = alias
+        return {known.get(str(key).lower(), key): value for key, value in data.items()}

@@ -1,0 +1,64 @@
+"""The seams every handler implements: a work item, where it comes from, how it is processed."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from enum import IntEnum
+from typing import Protocol, TypeVar, runtime_checkable
+
+
+@runtime_checkable
+class WorkItem(Protocol):
+    """Anything with a UUID id can be processed."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+
+T = TypeVar("T", bound=WorkItem)
+T_co = TypeVar("T_co", bound=WorkItem, covariant=True)
+T_contra = TypeVar("T_contra", bound=WorkItem, contravariant=True)
+
+
+@runtime_checkable
+class WorkItemSource(Protocol[T_co]):
+    async def fetch_work_items(self, max_items: int) -> Sequence[T_co]: ...
+
+
+@runtime_checkable
+class WorkItemProcessor(Protocol[T_contra]):
+    async def process(self, item: T_contra) -> None: ...
+
+
+@runtime_checkable
+class WorkItemHandler(Protocol[T]):
+    """A source and a processor in one class: the usual shape of a handler."""
+
+    async def fetch_work_items(self, max_items: int) -> Sequence[T]: ...
+
+    async def process(self, item: T) -> None: ...
+
+
+@runtime_checkable
+class ClaimLifecycle(Protocol[T_contra]):
+    """Optional: a handler whose items are claimed with leases implements these.
+
+    The engine calls them (each in a fresh scope, with a fresh handler) instead of leaving
+    completion to `process`: completions that finish together are acknowledged in one call,
+    leases of running items are renewed, and items fetched but never started are released.
+    """
+
+    async def complete(self, items: Sequence[T_contra]) -> None: ...
+
+    async def fail(self, item: T_contra, error: BaseException) -> None: ...
+
+    async def extend(self, items: Sequence[T_contra]) -> None: ...
+
+    async def release(self, items: Sequence[T_contra]) -> None: ...
+
+
+class ProcessorPurpose(IntEnum):
+    INGESTION = 0
+    INTERNAL = 1
+    EXPORT = 2

@@ -1,0 +1,203 @@
+"""Typed configuration: config/appsettings.json, its environment overlay, environment variables.
+
+Keys are written as in .NET's appsettings (`IngestionService:PollInterval`); environment variables
+use `__` for `:` (`IngestionService__PollInterval=00:00:10`) and match case-insensitively. A bad
+value stops start-up with a `ConfigurationError` naming the key, the value and what was expected.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic.alias_generators import to_pascal
+
+from myapp.processing.errors import ConfigurationError
+from myapp.processing.timespan import EXPECTED as TIMESPAN_EXPECTED
+from myapp.processing.timespan import NonNegativeTimeSpan, PositiveTimeSpan
+
+DEFAULT_CONFIG_DIR = Path("config")
+ENVIRONMENT_VARIABLE = "MYAPP_ENVIRONMENT"
+CONFIG_DIR_VARIABLE = "MYAPP_CONFIG_DIR"
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/myapp.db"
+# The Azurite emulator's well-known development account (public, documented by Microsoft).
+AZURITE_CONNECTION_STRING = (
+    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+    "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
+    "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;"
+)
+
+
+class Section(BaseModel):
+    """A section: PascalCase keys, matched case-insensitively; unknown keys are refused."""
+
+    model_config = ConfigDict(alias_generator=to_pascal, populate_by_name=True, extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _match_keys_ignoring_case(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        known = {}
+        for name, field in cls.model_fields.items():
+            known[(field.alias or name).lower()] = field.alias or name
+            known[name.lower()] = field.alias or name
+        return {known.get(str(key).lower(), key): value for key, value in data.items()}
+
+
+class IngestionServiceSettings(Section):
+    poll_interval: PositiveTimeSpan = timedelta(minutes=5)
+
+
+class BackgroundProcessingSettings(Section):
+    """Engine settings; every other key is a handler's own section, validated by that handler."""
+
+    model_config = ConfigDict(alias_generator=to_pascal, populate_by_name=True, extra="allow")
+
+    max_concurrency: int = Field(default=4, ge=1)
+    queue_size: int | None = Field(default=None, ge=1)
+    fetch_timeout: PositiveTimeSpan | None = None
+    item_timeout: PositiveTimeSpan | None = None
+    shutdown_timeout: NonNegativeTimeSpan = timedelta(seconds=30)
+    heartbeat_interval: PositiveTimeSpan = timedelta(seconds=30)
+
+    def handler_sections(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class ConnectionStringsSettings(Section):
+    database: str = DEFAULT_DATABASE_URL
+    blob_storage: SecretStr = SecretStr(AZURITE_CONNECTION_STRING)
+
+
+class DatabaseSettings(Section):
+    migrate_on_startup: bool = True
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+class LogLevel(StrEnum):
+    """.NET level names, as appsettings.json writes them."""
+
+    TRACE = "Trace"
+    DEBUG = "Debug"
+    INFORMATION = "Information"
+    WARNING = "Warning"
+    ERROR = "Error"
+    CRITICAL = "Critical"
+    NONE = "None"
+
+    @classmethod
+    def _missing_(cls, value: object) -> LogLevel | None:
+        for member in cls:
+            if str(value).lower() == member.value.lower():
+                return member
+        return None
+
+
+class LogLevelSettings(Section):
+    model_config = ConfigDict(alias_generator=to_pascal, populate_by_name=True, extra="allow")
+
+    default: LogLevel = LogLevel.INFORMATION
+
+
+class LoggingSettings(Section):
+    log_level: LogLevelSettings = LogLevelSettings()
+    format: LogFormat = LogFormat.TEXT
+
+
+class AzureAISettings(Section):
+    endpoint: str | None = None
+    api_key: SecretStr | None = None
+    image_embedding_model: str | None = None
+
+
+class AppSettings(Section):
+    model_config = ConfigDict(alias_generator=to_pascal, populate_by_name=True, extra="ignore")
+
+    ingestion_service: IngestionServiceSettings = IngestionServiceSettings()
+    background_processing: BackgroundProcessingSettings = BackgroundProcessingSettings()
+    connection_strings: ConnectionStringsSettings = ConnectionStringsSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    logging: LoggingSettings = LoggingSettings()
+    azure_ai: AzureAISettings = Field(default_factory=AzureAISettings, alias="AzureAI")
+
+
+def read_json_file(path: Path) -> dict[str, Any]:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ConfigurationError(
+            str(path), f"line {error.lineno} column {error.colno}", f"valid JSON ({error.msg})"
+        ) from None
+    if not isinstance(document, dict):
+        raise ConfigurationError(str(path), type(document).__name__, "a JSON object at the top")
+    return document
+
+
+def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    lowered = {key.lower(): key for key in merged}
+    for key, value in overlay.items():
+        existing = lowered.get(key.lower(), key)
+        if isinstance(value, dict) and isinstance(merged.get(existing), dict):
+            merged[existing] = deep_merge(merged[existing], value)
+        else:
+            merged.pop(existing, None)
+            merged[key] = value
+            lowered[key.lower()] = key
+    return merged
+
+
+def load_settings(environment: str | None = None, config_dir: Path | None = None) -> AppSettings:
+    """Read and validate every source; raises ConfigurationError naming the first bad key."""
+    config_dir = config_dir or Path(os.environ.get(CONFIG_DIR_VARIABLE, DEFAULT_CONFIG_DIR))
+    environment = environment or os.environ.get(ENVIRONMENT_VARIABLE)
+    files = [config_dir / "appsettings.json"]
+    if environment:
+        files.append(config_dir / f"appsettings.{environment}.json")
+    document: dict[str, Any] = {}
+    for path in files:
+        if path.is_file():
+            document = deep_merge(document, read_json_file(path))
+    document = deep_merge(document, environment_variables())
+    try:
+        return AppSettings.model_validate(document)
+    except ValidationError as error:
+        raise configuration_error(error) from None
+
+
+def environment_variables() -> dict[str, Any]:
+    """`Section__Key=value` variables for the known sections, as a nested document."""
+    sections = {(f.alias or n).lower() for n, f in AppSettings.model_fields.items()}
+    parsed: dict[str, Any] = {}
+    for name, value in os.environ.items():
+        head, _, rest = name.partition("__")
+        if rest and head.lower() in sections:
+            node = parsed
+            *parents, leaf = [head, *rest.split("__")]
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = value
+    return parsed
+
+
+def configuration_error(error: ValidationError) -> ConfigurationError:
+    """The first validation error as `Section:Key`, the value given and what was expected."""
+    first = error.errors()[0]
+    key = ":".join(str(part) for part in first["loc"])
+    value = first.get("input")
+    expected = first["msg"].removeprefix("Value error, ")
+    if "timedelta" in first["type"] or "duration" in expected.lower():
+        expected = TIMESPAN_EXPECTED
+    if first["type"] == "extra_forbidden":
+        expected = "no such key (check the spelling)"
+    return ConfigurationError(key, value, expected)
