@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from datetime import timedelta
 from time import perf_counter
-from typing import Any
+from typing import Any, TypeVar
 
 from loguru import logger
 
@@ -21,6 +21,8 @@ DEFAULT_MAX_CONCURRENCY = 4
 DEFAULT_SHUTDOWN_TIMEOUT = timedelta(seconds=30)
 DEFAULT_HEARTBEAT_INTERVAL = timedelta(seconds=30)
 QUEUE_SLOTS_PER_WORKER = 4
+
+T = TypeVar("T")
 
 
 class WorkItemProcessingEngine:
@@ -149,7 +151,7 @@ class _Cycle:
             await asyncio.wait(fetches)
         total = sum(s.fetched for s in self.stats.values())
         logger.info("Processing {} work items across all handlers", total)
-        await self.queue.close()
+        self.queue.close()
 
     # 2. Process: at most max_concurrency at once, fair across handlers, each in its own scope.
 
@@ -169,17 +171,13 @@ class _Cycle:
 
     async def _next_entry(self, stop: asyncio.Future[Any]) -> tuple[str, Any] | None:
         """Wait for a free slot and the next item in turn; None when done or stopping."""
-        acquire = asyncio.ensure_future(self.slots.acquire())
-        await asyncio.wait([acquire, stop], return_when=asyncio.FIRST_COMPLETED)
-        if not acquire.done():
-            acquire.cancel()
+        if not await _first(self.slots.acquire(), stop):
             return None
-        get = asyncio.ensure_future(self.queue.get())
-        await asyncio.wait([get, stop], return_when=asyncio.FIRST_COMPLETED)
-        entry = get.result() if get.done() else None
-        get.cancel()
+        entry = self.queue.get_nowait()  # the fast path: no waiting, no extra futures
+        if entry is None:
+            entry = await _first(self.queue.get(), stop)
         if entry is not None and self.engine.stopping:  # picked just as the stop came
-            await self.queue.task_done(entry[0])
+            self.queue.task_done(entry[0])
             await self._release(entry[0], [entry[1]])
             entry = None
         if entry is None:
@@ -239,7 +237,7 @@ class _Cycle:
         finally:
             stats.finished = perf_counter()
             del self.running[name][id(item)]
-            await self.queue.task_done(name)
+            self.queue.task_done(name)
             self.slots.release()
 
     # Leases: renew those of running items; release those fetched but never started.
@@ -252,7 +250,7 @@ class _Cycle:
                 await lifecycle.extend(list(self.running[name].values()))
 
     async def release_unstarted(self) -> None:
-        for name, items in (await self.queue.take_remaining()).items():
+        for name, items in self.queue.take_remaining().items():
             await self._release(name, items)
 
     async def _release(self, name: str, items: list[Any]) -> None:
@@ -272,6 +270,19 @@ def _without_duplicates(name: str, items: list[Any], stats: HandlerStatsRecorder
         seen.add(item.id)
         unique.append(item)
     return unique
+
+
+async def _first(awaitable: Awaitable[T], stop: asyncio.Future[Any]) -> T | None:
+    """The awaitable's result, or None if `stop` completes first (the awaitable is cancelled)."""
+    if stop.done():
+        return None
+    task = asyncio.ensure_future(awaitable)
+    if not task.done():
+        await asyncio.wait([task, stop], return_when=asyncio.FIRST_COMPLETED)
+    if task.done() and not task.cancelled():
+        return task.result()
+    task.cancel()
+    return None
 
 
 def _seconds(value: timedelta | None) -> float | None:

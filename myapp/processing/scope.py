@@ -34,6 +34,7 @@ class Scope:
     def __init__(self) -> None:
         self._instances: dict[int, Any] = {}
         self._exit_stack = AsyncExitStack()
+        self._closeables = 0
         self._token: Token[Scope | None] | None = None
 
     def get_or_create(self, factory: Callable[[], T]) -> T:
@@ -44,6 +45,7 @@ class Scope:
             closeable: Any = instance
             if hasattr(closeable, "__aexit__"):
                 self._exit_stack.push_async_exit(closeable)
+                self._closeables += 1
         return self._instances[key]  # type: ignore[no-any-return]
 
     async def __aenter__(self) -> Scope:
@@ -57,8 +59,9 @@ class Scope:
         tb: TracebackType | None,
     ) -> None:
         try:
-            # Shielded: a second cancellation while closing must not leave a session open.
-            await asyncio.shield(self._exit_stack.aclose())
+            if self._closeables:
+                # Shielded: a second cancellation while closing must not leave a session open.
+                await asyncio.shield(self._exit_stack.aclose())
         finally:
             if self._token is not None:
                 _current_scope.reset(self._token)

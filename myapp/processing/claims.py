@@ -1,0 +1,457 @@
+"""Claiming rows with leases: many workers share one table, nothing lost, nothing run twice at once.
+
+A claim marks up to `limit` eligible rows Started in ONE statement, each with this worker's id, a
+lease (`locked_until`) and one more attempt. Eligible: Queued, or Started with an expired lease;
+due (`next_attempt_at`); not soft-deleted; the handler's own filters. PostgreSQL picks the rows
+with `FOR UPDATE SKIP LOCKED` (in the `id = ANY(ARRAY(...))` form, which always uses the primary
+key), SQLite with an atomic `UPDATE ... RETURNING`.
+
+Every later write is fenced: it only changes rows still Started and locked by this worker, and
+reports which rows it won, so a worker whose lease was taken over changes nothing.
+
+Attempts: every claim counts, a reclaim after an expired lease included (the worker may have
+crashed on the row). A row met by a claim with its attempts already used up is not run again:
+the same statement dead-letters it (Failed, `last_error` = EXHAUSTED_ERROR) and it is not
+returned. `release` (claimed, never started) gives the attempt back.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from loguru import logger
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Dialect,
+    Integer,
+    String,
+    Text,
+    and_,
+    any_,
+    case,
+    func,
+    inspect,
+    literal,
+    null,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, QueryableAttribute, mapped_column
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import UnaryExpression
+from sqlalchemy.types import TypeDecorator
+
+from myapp.processing.errors import PermanentError
+
+DEFAULT_MAX_ATTEMPTS = 5
+DEFAULT_LEASE = timedelta(minutes=5)
+DEFAULT_RETRY_BASE = timedelta(seconds=10)
+DEFAULT_RETRY_CAP = timedelta(hours=1)
+DEFAULT_RETRY_JITTER = 0.2
+ERROR_TEXT_LIMIT = 2000
+WORKER_ID_LENGTH = 200
+EXHAUSTED_ERROR = "attempts exhausted: the lease of the last attempt ran out before it finished"
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every database.
+
+    PostgreSQL stores `timestamptz`; SQLite has no time zones, so values are stored as naive UTC
+    text (which sorts and compares correctly) and come back aware. Naive values are refused:
+    a naive datetime is a bug waiting to compare wrongly.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: store timezone-aware UTC datetimes")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+        return value.astimezone(UTC)  # type: ignore[no-any-return]
+
+
+class ClaimColumns:
+    """Declarative mixin: the lease and retry bookkeeping of a claimable table.
+
+    The status column stays the domain's own; these columns say who holds a row, until when,
+    how many attempts were made and why the last one failed. The table needs a UUID `id`
+    primary key; a `deleted_at` column, if present, keeps soft-deleted rows from being claimed.
+    """
+
+    if TYPE_CHECKING:
+        id: Mapped[uuid.UUID]
+
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0", sort_order=5)
+    max_attempts: Mapped[int] = mapped_column(
+        Integer,
+        default=DEFAULT_MAX_ATTEMPTS,
+        server_default=str(DEFAULT_MAX_ATTEMPTS),
+        sort_order=5,
+    )
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), sort_order=5)
+    locked_by: Mapped[str | None] = mapped_column(String(WORKER_ID_LENGTH), sort_order=5)
+    locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), sort_order=5)
+    last_error: Mapped[str | None] = mapped_column(Text, sort_order=5)
+
+
+M = TypeVar("M", bound=ClaimColumns)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter, capped: base * 2**(attempt-1) * (1 +/- jitter) <= cap."""
+
+    base: timedelta = DEFAULT_RETRY_BASE
+    cap: timedelta = DEFAULT_RETRY_CAP
+    jitter: float = DEFAULT_RETRY_JITTER
+
+    def delay(self, attempt: int, rng: random.Random | None = None) -> timedelta:
+        exponent = min(max(attempt - 1, 0), 62)  # beyond that the cap wins anyway
+        seconds = min(self.base.total_seconds() * 2.0**exponent, self.cap.total_seconds())
+        seconds *= 1.0 + (rng or random).uniform(-self.jitter, self.jitter)
+        return timedelta(seconds=min(seconds, self.cap.total_seconds()))
+
+
+@dataclass(frozen=True)
+class ClaimSpec(Generic[M]):
+    """What to claim: the table, its status column and values, the order and extra filters.
+
+    `error_column`, if set, also receives the error text of a dead-lettered row (e.g. a
+    domain `error_message` column next to `last_error`).
+    """
+
+    model: type[M]
+    status: QueryableAttribute[Any]
+    queued: Any
+    started: Any
+    completed: Any
+    failed: Any
+    order_by: tuple[ColumnElement[Any] | QueryableAttribute[Any], ...] = ()
+    where: tuple[ColumnElement[bool], ...] = ()
+    lease: timedelta = DEFAULT_LEASE
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    error_column: QueryableAttribute[Any] | None = None
+
+
+class FailOutcome(Enum):
+    RETRY_SCHEDULED = "retry scheduled"
+    DEAD_LETTERED = "dead-lettered"
+    NOT_OWNER = "not owner"
+
+
+def error_text(error: BaseException | str, limit: int = ERROR_TEXT_LIMIT) -> str:
+    """'ValueError: bad input', cut to `limit` characters."""
+    if isinstance(error, BaseException):
+        message = str(error)
+        text = f"{type(error).__name__}: {message}" if message else type(error).__name__
+    else:
+        text = error
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class Claims(Generic[M]):
+    """The claim protocol over one table for one worker; each method is one transaction."""
+
+    def __init__(
+        self,
+        session: AsyncSession,
+        spec: ClaimSpec[M],
+        *,
+        worker_id: str,
+        clock: Callable[[], datetime],
+        rng: random.Random | None = None,
+    ) -> None:
+        self._session = session
+        self._spec = spec
+        self._worker_id = worker_id
+        self._clock = clock
+        self._rng = rng
+        self._model: Any = spec.model  # columns are looked up by name: the mixin's contract
+        self._log = logger.bind(table=inspect(spec.model).local_table.name, worker=worker_id)
+
+    async def claim(self, limit: int) -> list[M]:
+        """Up to `limit` rows, now Started and leased to this worker, in the spec's order."""
+        if limit <= 0:
+            return []
+        spec, t, now = self._spec, self._model, self._now()
+        picked = self._pick(limit, now)
+        exhausted = t.attempts >= t.max_attempts
+        values: dict[Any, Any] = {
+            spec.status: case((exhausted, spec.failed), else_=spec.started),
+            t.locked_by: case((exhausted, null()), else_=literal(self._worker_id)),
+            t.locked_until: case(
+                (exhausted, null()), else_=literal(now + spec.lease, UtcDateTime())
+            ),
+            t.attempts: case((exhausted, t.attempts), else_=t.attempts + 1),
+            t.last_error: case((exhausted, literal(EXHAUSTED_ERROR)), else_=t.last_error),
+        }
+        if spec.error_column is not None:
+            values[spec.error_column] = case(
+                (exhausted, literal(EXHAUSTED_ERROR)), else_=spec.error_column
+            )
+        statement = update(spec.model).where(picked).values(values).returning(spec.model)
+        rows = (
+            (
+                await self._session.execute(
+                    statement,
+                    execution_options={"synchronize_session": False, "populate_existing": True},
+                )
+            )
+            .scalars()
+            .all()
+        )
+        for row in rows:  # detached: usable after this session closes, whatever its settings
+            self._session.expunge(row)
+        await self._session.commit()
+        claimed = [row for row in rows if getattr(row, spec.status.key) == spec.started]
+        dead = [row.id for row in rows if getattr(row, spec.status.key) != spec.started]
+        if dead:
+            self._log.warning("Dead-lettered {} rows whose attempts ran out: {}", len(dead), dead)
+        return sorted(claimed, key=functools.cmp_to_key(self._compare))
+
+    async def complete(
+        self, ids: Sequence[uuid.UUID], values: Mapping[str, Any] | None = None
+    ) -> set[uuid.UUID]:
+        """Mark the rows this worker still holds Completed (one statement); the ids it won."""
+        t = self._model
+        changes: dict[Any, Any] = {
+            self._spec.status: self._spec.completed,
+            t.locked_by: None,
+            t.locked_until: None,
+            t.next_attempt_at: None,
+        }
+        changes.update({getattr(t, key): value for key, value in (values or {}).items()})
+        return await self._update_owned(ids, changes)
+
+    async def fail(
+        self, id: uuid.UUID, error: BaseException | str, *, permanent: bool = False
+    ) -> FailOutcome:
+        """Schedule a retry, or dead-letter the row (permanent, or no attempts left)."""
+        spec, t, now = self._spec, self._model, self._now()
+        message = error_text(error)
+        row = (
+            await self._session.execute(
+                select(t.attempts, t.max_attempts).where(t.id == id, self._owned())
+            )
+        ).one_or_none()
+        if row is None:
+            await self._session.rollback()
+            return FailOutcome.NOT_OWNER
+        attempts, max_attempts = row
+        changes: dict[Any, Any] = {t.locked_by: None, t.locked_until: None, t.last_error: message}
+        if permanent or attempts >= max_attempts:
+            outcome = FailOutcome.DEAD_LETTERED
+            changes |= {spec.status: spec.failed, t.next_attempt_at: None}
+            if spec.error_column is not None:
+                changes[spec.error_column] = message
+        else:
+            outcome = FailOutcome.RETRY_SCHEDULED
+            retry_at = now + spec.retry.delay(attempts, self._rng)
+            changes |= {spec.status: spec.queued, t.next_attempt_at: retry_at}
+        # `attempts` unchanged since the read: the row was not taken over in between.
+        won = await self._update_owned([id], changes, t.attempts == attempts)
+        if not won:
+            return FailOutcome.NOT_OWNER
+        self._log.bind(item_id=str(id)).log(
+            "WARNING" if outcome is FailOutcome.DEAD_LETTERED else "INFO",
+            "Attempt {}/{} failed, {}: {}",
+            attempts,
+            max_attempts,
+            outcome.value,
+            message,
+        )
+        return outcome
+
+    async def extend(self, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """Renew the leases this worker still holds; the ids it won."""
+        lease_end = self._now() + self._spec.lease
+        return await self._update_owned(ids, {self._model.locked_until: lease_end})
+
+    async def release(self, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """Return rows claimed but never started to Queued, giving the attempt back."""
+        t = self._model
+        return await self._update_owned(
+            ids,
+            {
+                self._spec.status: self._spec.queued,
+                t.locked_by: None,
+                t.locked_until: None,
+                t.attempts: case((t.attempts > 0, t.attempts - 1), else_=0),
+            },
+        )
+
+    def _now(self) -> datetime:
+        now = self._clock()
+        if now.tzinfo is None:
+            raise ValueError("the claim clock must return timezone-aware datetimes")
+        return now.astimezone(UTC)
+
+    def _pick(self, limit: int, now: datetime) -> ColumnElement[bool]:
+        t = self._model
+        candidates = (
+            select(t.id)
+            .where(*self._eligible(now))
+            .order_by(*self._spec.order_by, t.id)
+            .limit(limit)
+        )
+        if self._session.get_bind().dialect.name == "postgresql":
+            # ANY(ARRAY(...)): the planner always uses the primary key for this form.
+            locked = candidates.with_for_update(skip_locked=True).scalar_subquery()
+            return t.id == any_(func.array(locked))  # type: ignore[no-any-return]
+        return t.id.in_(candidates.scalar_subquery())  # type: ignore[no-any-return]
+
+    def _eligible(self, now: datetime) -> list[ColumnElement[bool]]:
+        spec, t = self._spec, self._model
+        conditions = [
+            # Repeats the partial index predicate so the planner can use the index.
+            spec.status.in_([spec.queued, spec.started]),
+            or_(
+                spec.status == spec.queued,
+                and_(
+                    spec.status == spec.started,
+                    or_(t.locked_until.is_(None), t.locked_until < now),
+                ),
+            ),
+            or_(t.next_attempt_at.is_(None), t.next_attempt_at <= now),
+            *spec.where,
+        ]
+        if hasattr(t, "deleted_at"):
+            conditions.append(t.deleted_at.is_(None))
+        return conditions
+
+    def _owned(self) -> ColumnElement[bool]:
+        return and_(
+            self._model.locked_by == self._worker_id, self._spec.status == self._spec.started
+        )
+
+    async def _update_owned(
+        self,
+        ids: Sequence[uuid.UUID],
+        changes: Mapping[Any, Any],
+        *extra: ColumnElement[bool],
+    ) -> set[uuid.UUID]:
+        if not ids:
+            return set()
+        t = self._model
+        statement = (
+            update(self._spec.model)
+            .where(t.id.in_(list(ids)), self._owned(), *extra)
+            .values(dict(changes))
+            .returning(t.id)
+        )
+        result = await self._session.execute(
+            statement, execution_options={"synchronize_session": False}
+        )
+        won = set(result.scalars().all())
+        await self._session.commit()
+        return won
+
+    def _compare(self, left: M, right: M) -> int:
+        for key, descending, nulls_first in self._sort_keys:
+            a, b = getattr(left, key), getattr(right, key)
+            if a == b:
+                continue
+            if a is None or b is None:
+                return -1 if (a is None) == nulls_first else 1
+            order = -1 if a < b else 1
+            return -order if descending else order
+        return (left.id > right.id) - (left.id < right.id)
+
+    @functools.cached_property
+    def _sort_keys(self) -> list[tuple[str, bool, bool]]:
+        return [self._sort_key(expression) for expression in self._spec.order_by]
+
+    def _sort_key(self, expression: Any) -> tuple[str, bool, bool]:
+        """(attribute, descending, nulls first) for one ORDER BY term, to sort RETURNING rows
+        (whose order the database does not guarantee). NULLs go where PostgreSQL puts them."""
+        descending, nulls_first = False, None
+        while isinstance(expression, UnaryExpression):
+            modifier = expression.modifier
+            if modifier is operators.desc_op:
+                descending = True
+            elif modifier is operators.nulls_first_op:
+                nulls_first = True
+            elif modifier is operators.nulls_last_op:
+                nulls_first = False
+            expression = expression.element
+        if isinstance(expression, QueryableAttribute):
+            key = expression.key
+        else:
+            key = inspect(self._spec.model).get_property_by_column(expression).key
+        return key, descending, descending if nulls_first is None else nulls_first
+
+
+class ClaimingHandler(ABC, Generic[M]):
+    """Base for handlers over a table with ClaimColumns. Subclasses implement `claim_spec()`
+    and `process()`; fetching claims rows, and the engine's lifecycle calls finish them."""
+
+    def __init__(
+        self, *, session: AsyncSession, worker_id: str, clock: Callable[[], datetime]
+    ) -> None:
+        self._session = session
+        self._worker_id = worker_id
+        self._clock = clock
+
+    @abstractmethod
+    def claim_spec(self) -> ClaimSpec[M]: ...
+
+    @abstractmethod
+    async def process(self, item: M) -> None: ...
+
+    def completion_values(self, now: datetime) -> Mapping[str, Any]:
+        """Extra columns set when items complete (e.g. `completed_at`)."""
+        return {}
+
+    @functools.cached_property
+    def claims(self) -> Claims[M]:
+        return Claims(
+            self._session, self.claim_spec(), worker_id=self._worker_id, clock=self._clock
+        )
+
+    async def fetch_work_items(self, max_items: int) -> Sequence[M]:
+        return await self.claims.claim(max_items)
+
+    async def complete(self, items: Sequence[M]) -> None:
+        ids = [item.id for item in items]
+        won = await self.claims.complete(ids, self.completion_values(self._clock()))
+        self._warn_lost(ids, won, "complete")
+
+    async def fail(self, item: M, error: BaseException) -> None:
+        # A timeout (TimeoutError) is transient: only PermanentError skips the retries.
+        await self.claims.fail(item.id, error, permanent=isinstance(error, PermanentError))
+
+    async def extend(self, items: Sequence[M]) -> None:
+        ids = [item.id for item in items]
+        self._warn_lost(ids, await self.claims.extend(ids), "extend")
+
+    async def release(self, items: Sequence[M]) -> None:
+        ids = [item.id for item in items]
+        self._warn_lost(ids, await self.claims.release(ids), "release")
+
+    def _warn_lost(self, ids: Sequence[uuid.UUID], won: set[uuid.UUID], action: str) -> None:
+        lost = [id for id in ids if id not in won]
+        if lost:
+            logger.bind(worker=self._worker_id).warning(
+                "Could not {} {} items: their lease was taken over: {}", action, len(lost), lost
+            )
