@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic.alias_generators import to_pascal
+from pydantic_settings import EnvSettingsSource
 
 from myapp.processing.errors import ConfigurationError
 from myapp.processing.timespan import EXPECTED as TIMESPAN_EXPECTED
@@ -176,18 +177,16 @@ def load_settings(environment: str | None = None, config_dir: Path | None = None
 
 
 def environment_variables() -> dict[str, Any]:
-    """`Section__Key=value` variables for the known sections, as a nested document."""
-    sections = {(f.alias or n).lower() for n, f in AppSettings.model_fields.items()}
-    parsed: dict[str, Any] = {}
-    for name, value in os.environ.items():
-        head, _, rest = name.partition("__")
-        if rest and head.lower() in sections:
-            node = parsed
-            *parents, leaf = [head, *rest.split("__")]
-            for part in parents:
-                node = node.setdefault(part, {})
-            node[leaf] = value
-    return parsed
+    """`Section__Key=value` variables (parsed by pydantic-settings) as a nested document."""
+    # EnvSettingsSource only reads model_fields and model_config, which a BaseModel has too.
+    source = EnvSettingsSource(
+        AppSettings,  # type: ignore[arg-type]
+        case_sensitive=False,
+        env_nested_delimiter="__",
+    )
+    parsed = source()
+    aliases = {name: field.alias or name for name, field in AppSettings.model_fields.items()}
+    return {aliases.get(key, key): value for key, value in parsed.items()}
 
 
 def configuration_error(error: ValidationError) -> ConfigurationError:
