@@ -1,7 +1,8 @@
-"""The composition root: configuration, core services, database and processing."""
+"""The composition root: configuration, core services, database, Azure and processing."""
 
 from dependency_injector import containers, providers
 
+from containers.azure import AzureContainer
 from containers.core import CoreContainer
 from containers.database import DatabaseContainer
 from containers.processing import ProcessingContainer
@@ -11,7 +12,8 @@ class ApplicationContainer(containers.DeclarativeContainer):
     config = providers.Configuration(strict=True)
 
     core = providers.Container(CoreContainer, config=config)
-    database = providers.Container(DatabaseContainer, config=config)
+    database = providers.Container(DatabaseContainer, config=config, core=core)
+    azure = providers.Container(AzureContainer, config=config, core=core)
     processing = providers.Container(
-        ProcessingContainer, config=config, core=core, database=database
+        ProcessingContainer, config=config, core=core, database=database, azure=azure
     )

@@ -1,8 +1,9 @@
-"""Cross-cutting services: the clock and this worker's identity."""
+"""Cross-cutting services: the clock, this worker's identity, and what closes at shutdown."""
 
 from dependency_injector import containers, providers
 
 from myapp.clock import utc_now
+from myapp.lifetime import Lifetime
 from myapp.processing.worker_id import new_worker_id
 
 
@@ -12,3 +13,5 @@ class CoreContainer(containers.DeclarativeContainer):
     # "Now" for every handler and the claim protocol; tests override it with a fake clock.
     clock = providers.Object(utc_now)
     worker_id = providers.Singleton(new_worker_id)
+    # Singletons holding connections register here and are closed once, at shutdown.
+    lifetime = providers.Singleton(Lifetime)

@@ -3,13 +3,17 @@
 from dependency_injector import containers, providers
 
 from myapp.data.database import create_engine, create_session_factory
+from myapp.lifetime import tracked
 from myapp.processing.scope import scoped
 
 
 class DatabaseContainer(containers.DeclarativeContainer):
     config = providers.Configuration()
+    core = providers.DependenciesContainer()
 
-    engine = providers.Singleton(create_engine, config.ConnectionStrings.Database)
+    engine = providers.Singleton(
+        tracked, core.lifetime, create_engine, config.ConnectionStrings.Database
+    )
     session_factory = providers.Singleton(create_session_factory, engine)
     # Scoped: one session per fetch / process call, shared within it, closed at its end.
     session = providers.Factory(scoped, session_factory)

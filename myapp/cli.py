@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
-from collections.abc import Callable, Coroutine, Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 from loguru import logger
 
-from myapp.bootstrap import DEFAULT_CONTAINER, build_container, registrations
-from myapp.logs import configure_logging
+from myapp.bootstrap import DEFAULT_CONTAINER, registrations
+from myapp.cli_context import Context, format_table, prepare_database, run_async
+from myapp.commands.photos import photos_app
+from myapp.commands.shein import shein_app
 from myapp.processing.errors import ConfigurationError
 from myapp.processing.hosting import Host
 from myapp.processing.report import CycleReport
 from myapp.processing.work_item import ProcessorPurpose
-from myapp.settings import AppSettings, load_settings
 
 CONFIG_ERROR_EXIT = 2
 T = TypeVar("T")
@@ -31,37 +30,14 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(shein_app, name="shein")
+app.add_typer(photos_app, name="photos")
 
 
 class Purpose(StrEnum):
     INGESTION = "ingestion"
     INTERNAL = "internal"
     EXPORT = "export"
-
-
-class Context:
-    """What the global options decided, resolved lazily by each command."""
-
-    def __init__(self, environment: str | None, config_dir: Path | None, container: str):
-        self.environment = environment
-        self.config_dir = config_dir
-        self.container_path = container
-        self._settings: AppSettings | None = None
-        self._container: Any = None
-
-    @property
-    def settings(self) -> AppSettings:
-        if self._settings is None:
-            self._settings = load_settings(self.environment, self.config_dir)
-            logging_settings = self._settings.logging
-            configure_logging(logging_settings.log_level.default, logging_settings.format)
-        return self._settings
-
-    @property
-    def container(self) -> Any:
-        if self._container is None:
-            self._container = build_container(self.settings, self.container_path)
-        return self._container
 
 
 @app.callback(invoke_without_command=True)
@@ -102,7 +78,7 @@ def run(
 
 async def _run(context: Context, once: bool) -> CycleReport | None:
     container = context.container
-    await _prepare_database(context)
+    await prepare_database(context)
     logger.info("Worker {} starting", container.core.worker_id())
     for registration in registrations(container):
         if not registration.enabled:
@@ -113,13 +89,6 @@ async def _run(context: Context, once: bool) -> CycleReport | None:
         return await container.processing.engine().run_cycle()  # type: ignore[no-any-return]
     await Host(container.processing.hosted_services()).run()
     return None
-
-
-async def _prepare_database(context: Context) -> None:
-    if context.settings.database.migrate_on_startup:
-        from myapp.data.migrations import upgrade_to_head
-
-        await upgrade_to_head(context.settings.connection_strings.database)
 
 
 @app.command()
@@ -161,19 +130,6 @@ def db_upgrade(ctx: typer.Context) -> None:
     typer.echo(f"Database {redact_url(url)} is at the newest revision")
 
 
-def run_async(context: Context, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a command's coroutine; dispose the database engine afterwards if one was made."""
-
-    async def with_cleanup() -> T:
-        try:
-            return await make()
-        finally:
-            if context._container is not None:
-                await context._container.database.engine().dispose()
-
-    return asyncio.run(with_cleanup())
-
-
 def format_report(report: CycleReport) -> str:
     rows = [
         (
@@ -189,15 +145,6 @@ def format_report(report: CycleReport) -> str:
     ]
     header = ("HANDLER", "FETCHED", "TRUNCATED", "SUCCEEDED", "FAILED", "SECONDS", "FETCH ERROR")
     return format_table(header, rows)
-
-
-def format_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=False)]
-    lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-        for row in [header, *rows]
-    ]
-    return "\n".join(line.rstrip() for line in lines)
 
 
 def main(argv: list[str] | None = None) -> int:

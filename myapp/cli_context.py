@@ -1,0 +1,68 @@
+"""What every command shares: the lazily built settings and container, and the async runner."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from myapp.bootstrap import build_container
+from myapp.logs import configure_logging
+from myapp.settings import AppSettings, load_settings
+
+T = TypeVar("T")
+
+
+class Context:
+    """What the global options decided, resolved lazily by each command."""
+
+    def __init__(self, environment: str | None, config_dir: Path | None, container: str):
+        self.environment = environment
+        self.config_dir = config_dir
+        self.container_path = container
+        self._settings: AppSettings | None = None
+        self._container: Any = None
+
+    @property
+    def settings(self) -> AppSettings:
+        if self._settings is None:
+            self._settings = load_settings(self.environment, self.config_dir)
+            logging_settings = self._settings.logging
+            configure_logging(logging_settings.log_level.default, logging_settings.format)
+        return self._settings
+
+    @property
+    def container(self) -> Any:
+        if self._container is None:
+            self._container = build_container(self.settings, self.container_path)
+        return self._container
+
+
+async def prepare_database(context: Context) -> None:
+    if context.settings.database.migrate_on_startup:
+        from myapp.data.migrations import upgrade_to_head
+
+        await upgrade_to_head(context.settings.connection_strings.database)
+
+
+def run_async(context: Context, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a command's coroutine; dispose the database engine afterwards if one was made."""
+
+    async def with_cleanup() -> T:
+        try:
+            return await make()
+        finally:
+            if context._container is not None:
+                await context._container.core.lifetime().aclose()
+
+    return asyncio.run(with_cleanup())
+
+
+def format_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=False)]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in [header, *rows]
+    ]
+    return "\n".join(line.rstrip() for line in lines)

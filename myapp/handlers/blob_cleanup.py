@@ -1,0 +1,82 @@
+"""BlobCleanup: delete blobs older than `MaxAge` from one container.
+
+Items are the blobs themselves (no table): fetch lists blobs created before `clock() - MaxAge`,
+process deletes one. Deleting is idempotent (a blob already gone is done) and conditional on the
+blob being unchanged since it was listed, so a blob rewritten in between is never deleted.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import ClassVar
+
+from loguru import logger
+from pydantic import Field
+
+from myapp.processing.options import HandlerOptions
+from myapp.processing.timespan import PositiveTimeSpan
+from myapp.processing.work_item import ProcessorPurpose
+from myapp.storage.blobs import BlobInfo, BlobStore
+
+HANDLER_NAME = "BlobCleanup"
+PURPOSE = ProcessorPurpose.INTERNAL
+DEFAULT_CONTAINER_NAME = "search-images"
+DEFAULT_MAX_AGE = timedelta(hours=24)
+
+
+class BlobCleanupOptions(HandlerOptions):
+    container_name: str = Field(default=DEFAULT_CONTAINER_NAME, min_length=3, max_length=63)
+    max_age: PositiveTimeSpan = DEFAULT_MAX_AGE
+
+
+@dataclass(frozen=True)
+class ExpiredBlob:
+    """A blob chosen for deletion; `id` is stable for the same container and name."""
+
+    id: uuid.UUID
+    blob: BlobInfo
+
+    @property
+    def name(self) -> str:
+        return self.blob.name
+
+    @classmethod
+    def of(cls, blob: BlobInfo) -> ExpiredBlob:
+        return cls(uuid.uuid5(uuid.NAMESPACE_URL, f"{blob.container}/{blob.name}"), blob)
+
+
+class BlobCleanupHandler:
+    options_model: ClassVar[type[HandlerOptions]] = BlobCleanupOptions
+
+    def __init__(
+        self,
+        *,
+        options: BlobCleanupOptions,
+        blob_store: BlobStore,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._options = options
+        self._blobs = blob_store
+        self._clock = clock
+
+    async def fetch_work_items(self, max_items: int) -> Sequence[ExpiredBlob]:
+        cutoff = self._clock() - self._options.max_age
+        blobs = await self._blobs.list_created_before(
+            self._options.container_name, cutoff, max_items
+        )
+        return [ExpiredBlob.of(blob) for blob in blobs]
+
+    async def process(self, item: ExpiredBlob) -> None:
+        deleted = await self._blobs.delete_if_unchanged(item.blob)
+        log = logger.bind(handler=HANDLER_NAME, item_id=str(item.id), container=item.blob.container)
+        if deleted:
+            log.info(
+                "Deleted blob {name} (created {created_at:%Y-%m-%d %H:%M:%S})",
+                name=item.name,
+                created_at=item.blob.created_at,
+            )
+        else:
+            log.debug("Blob {name} was already gone", name=item.name)

@@ -1,0 +1,148 @@
+"""Shein: scrape a submitted cookie file's order history into staging purchase orders.
+
+Claims Queued `StagingBatch` rows whose `batch_processor_name` is "Shein", oldest `started_at`
+first. Processing one loads its cookie file, walks the orders list and every order's detail
+page, and upserts the staging orders and items. An order that fails is staged Failed with its
+error and the batch still completes; a batch that cannot be scraped at all fails, at once when
+retrying cannot help (expired or malformed cookies, a page without order data), with backoff
+otherwise (the site down, rate limits).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+from loguru import logger
+from pydantic import Field, field_validator
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from myapp.data.models import ProcessingStatus, StagingBatch
+from myapp.processing.claims import ClaimingHandler, ClaimSpec
+from myapp.processing.errors import PermanentError
+from myapp.processing.options import HandlerOptions
+from myapp.processing.timespan import NonNegativeTimeSpan, PositiveTimeSpan
+from myapp.processing.work_item import ProcessorPurpose
+from myapp.scraping import session as scraper_defaults
+from myapp.scraping.batches import BATCH_PROCESSOR_NAME
+from myapp.scraping.cookies import CookieFile
+from myapp.scraping.errors import ScrapeError
+from myapp.scraping.session import ScraperSession, ScraperSettings
+from myapp.scraping.shein import SheinWebScraper
+from myapp.scraping.staging import stage_orders
+from myapp.scraping.urls import Site
+
+HANDLER_NAME = "Shein"
+PURPOSE = ProcessorPurpose.INGESTION
+MAX_ITEMS_PER_CYCLE = 5
+DEFAULT_BASE_URL = "https://shein.com"
+# A batch of a few hundred orders at the default 2 s delay takes minutes; the engine renews it.
+DEFAULT_CLAIM_LEASE = timedelta(minutes=10)
+MIN_PAGE_BYTES = 64 * 1024
+
+
+class SheinOptions(HandlerOptions):
+    base_url: str = DEFAULT_BASE_URL
+    user_agent: str = Field(default=scraper_defaults.DEFAULT_USER_AGENT, min_length=1)
+    extra_headers: dict[str, str] = Field(default_factory=dict)
+    request_timeout: PositiveTimeSpan = scraper_defaults.DEFAULT_REQUEST_TIMEOUT
+    request_delay: NonNegativeTimeSpan = scraper_defaults.DEFAULT_REQUEST_DELAY
+    max_concurrent_requests: int = Field(
+        default=scraper_defaults.DEFAULT_MAX_CONCURRENT_REQUESTS, ge=1
+    )
+    max_page_bytes: int = Field(default=scraper_defaults.DEFAULT_MAX_PAGE_BYTES, ge=MIN_PAGE_BYTES)
+    retry_attempts: int = Field(default=scraper_defaults.DEFAULT_RETRY_ATTEMPTS, ge=1, le=20)
+    retry_backoff: NonNegativeTimeSpan = scraper_defaults.DEFAULT_RETRY_BACKOFF
+    retry_max_wait: NonNegativeTimeSpan = scraper_defaults.DEFAULT_RETRY_MAX_WAIT
+    claim_lease: PositiveTimeSpan = DEFAULT_CLAIM_LEASE
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_site(cls, value: str) -> str:
+        return Site.parse(value).base_url
+
+    def scraper_settings(self) -> ScraperSettings:
+        return ScraperSettings(
+            base_url=self.base_url,
+            user_agent=self.user_agent,
+            extra_headers=dict(self.extra_headers),
+            request_timeout=self.request_timeout,
+            request_delay=self.request_delay,
+            max_concurrent_requests=self.max_concurrent_requests,
+            max_page_bytes=self.max_page_bytes,
+            retry_attempts=self.retry_attempts,
+            retry_backoff=self.retry_backoff,
+            retry_max_wait=self.retry_max_wait,
+        )
+
+
+class SheinBatchHandler(ClaimingHandler[StagingBatch]):
+    options_model: ClassVar[type[HandlerOptions]] = SheinOptions
+
+    def __init__(
+        self,
+        *,
+        session: AsyncSession,
+        worker_id: str,
+        clock: Callable[[], datetime],
+        options: SheinOptions,
+    ) -> None:
+        super().__init__(session=session, worker_id=worker_id, clock=clock)
+        self._options = options
+
+    def claim_spec(self) -> ClaimSpec[StagingBatch]:
+        return ClaimSpec(
+            model=StagingBatch,
+            status=StagingBatch.status,
+            queued=ProcessingStatus.QUEUED,
+            started=ProcessingStatus.STARTED,
+            completed=ProcessingStatus.COMPLETED,
+            failed=ProcessingStatus.FAILED,
+            order_by=(StagingBatch.started_at, StagingBatch.id),
+            where=(StagingBatch.batch_processor_name == BATCH_PROCESSOR_NAME,),
+            lease=self._options.claim_lease,
+            # A dead-lettered batch shows why in its own error_message, not only in last_error.
+            error_column=StagingBatch.error_message,
+        )
+
+    def completion_values(self, now: datetime) -> Mapping[str, Any]:
+        return {"completed_at": now, "error_message": None}
+
+    async def process(self, item: StagingBatch) -> None:
+        log = logger.bind(handler=HANDLER_NAME, item_id=str(item.id))
+        cookies = self._cookies(item)
+        log.info(
+            "Scraping {} for batch {} with {} cookies captured {:%Y-%m-%d %H:%M}",
+            self._options.base_url,
+            item.id,
+            len(cookies.cookies),
+            cookies.captured_at,
+        )
+        try:
+            async with ScraperSession(self._options.scraper_settings(), cookies) as pages:
+                result = await SheinWebScraper(pages, pages.site).scrape()
+        except ScrapeError as error:
+            if error.permanent:
+                raise PermanentError(str(error)) from error
+            raise
+        counts = await stage_orders(self._session, item.id, result.outcomes, self._clock())
+        await self._session.commit()
+        log.info(
+            "Staged {} orders ({} failed) with {} items from batch {}",
+            counts.orders,
+            counts.failed,
+            counts.items,
+            item.id,
+        )
+
+    def _cookies(self, batch: StagingBatch) -> CookieFile:
+        if not batch.file_contents:
+            raise PermanentError("the batch has no cookie file contents")
+        try:
+            cookies = CookieFile.from_json(batch.file_contents)
+            cookies.ensure_not_expired(self._clock())
+        except ScrapeError as error:
+            # `from None`: the decoding frames held the file's text, which has the cookie values.
+            raise PermanentError(str(error)) from None
+        return cookies

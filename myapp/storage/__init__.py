@@ -1,0 +1,1 @@
+"""Azure Blob Storage access: listing, downloading and deleting blobs."""

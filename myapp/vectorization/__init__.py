@@ -1,0 +1,1 @@
+"""Image vectorization: loading images, embedding them with Azure AI, finding similar photos."""
