@@ -1,0 +1,88 @@
+"""Async engines and sessions for SQLite (one worker) and PostgreSQL (many workers)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/myapp.db"
+# How long a SQLite writer waits for another writer's lock before "database is locked".
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+REDACTED = "***"
+
+_SQLITE_DRIVER = "sqlite+aiosqlite"
+_POSTGRES_DRIVER = "postgresql+asyncpg"
+_POSTGRES_SCHEMES = ("postgres", "postgresql", "postgresql+asyncpg", "postgresql+psycopg2")
+
+
+def normalize_url(url: str) -> URL:
+    """The URL with the async driver this app uses: `postgres://` and `postgresql://` become
+    `postgresql+asyncpg://`, `sqlite://` becomes `sqlite+aiosqlite://`."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as error:
+        raise ValueError(f"not a database URL: {redact_url(url)}") from error
+    if parsed.drivername in _POSTGRES_SCHEMES:
+        return parsed.set(drivername=_POSTGRES_DRIVER)
+    if parsed.drivername in ("sqlite", _SQLITE_DRIVER):
+        return parsed.set(drivername=_SQLITE_DRIVER)
+    raise ValueError(
+        f"unsupported database URL {redact_url(url)}: expected sqlite+aiosqlite:// or postgresql://"
+    )
+
+
+def redact_url(url: str | URL) -> str:
+    """The URL with its password masked, fit for logs and error messages."""
+    if isinstance(url, URL):
+        return url.render_as_string(hide_password=True)
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        # Unparseable: where a password would be is unknown, so show only the scheme.
+        scheme, separator, _ = url.partition("://")
+        return f"{scheme}://{REDACTED}" if separator else REDACTED
+
+
+def is_sqlite(url: str) -> bool:
+    return normalize_url(url).get_backend_name() == "sqlite"
+
+
+def create_engine(url: str, **engine_options: Any) -> AsyncEngine:
+    """An async engine for `url`. SQLite: the file's directory is created, WAL journaling, a busy
+    timeout and foreign keys are switched on for every connection."""
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _create_sqlite_engine(parsed, **engine_options)
+    engine_options.setdefault("pool_pre_ping", True)
+    return _create_async_engine(parsed, **engine_options)
+
+
+def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    # expire_on_commit=False: objects stay readable after commit, so fetched items can leave
+    # their session (the engine processes them in another scope).
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def _create_sqlite_engine(url: URL, **engine_options: Any) -> AsyncEngine:
+    database = url.database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = _create_async_engine(url, **engine_options)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+        finally:
+            cursor.close()
+
+    return engine
