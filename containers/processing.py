@@ -1,8 +1,10 @@
-"""Work-item processing: handler registrations, the engine and the polling service.
+"""Work-item processing: the handler registrations.
 
 Registering a handler is one statement (`add_handler`), the mirror of .NET's
 `AddWorkItemProcessing().AddHandler<THandler, TItem>(name, maxItemsPerCycle, purpose)`;
-list it in `registrations` to run it.
+list it in `registrations` to run it. The engine and the polling service are built from
+`registrations` by `myapp.bootstrap`, so a subclass that redefines `registrations` runs exactly
+those handlers.
 """
 
 from dependency_injector import containers, providers
@@ -10,8 +12,6 @@ from dependency_injector import containers, providers
 from myapp.handlers.blob_cleanup import BlobCleanupHandler
 from myapp.handlers.image_vectorization import ImageVectorizationHandler
 from myapp.handlers.shein_batch import SheinBatchHandler
-from myapp.processing.engine import WorkItemProcessingEngine
-from myapp.processing.hosting import BackgroundProcessingService
 from myapp.processing.wiring import add_handler
 from myapp.processing.work_item import ProcessorPurpose
 
@@ -62,20 +62,3 @@ class ProcessingContainer(containers.DeclarativeContainer):
     )
 
     registrations = providers.List(shein, image_vectorization, blob_cleanup)
-
-    engine = providers.Singleton(
-        WorkItemProcessingEngine,
-        registrations,
-        max_concurrency=config.BackgroundProcessing.MaxConcurrency,
-        queue_size=config.BackgroundProcessing.QueueSize,
-        fetch_timeout=config.BackgroundProcessing.FetchTimeout,
-        item_timeout=config.BackgroundProcessing.ItemTimeout,
-        shutdown_timeout=config.BackgroundProcessing.ShutdownTimeout,
-        heartbeat_interval=config.BackgroundProcessing.HeartbeatInterval,
-    )
-    background_processing = providers.Singleton(
-        BackgroundProcessingService,
-        engine,
-        poll_interval=config.IngestionService.PollInterval,
-    )
-    hosted_services = providers.List(background_processing)

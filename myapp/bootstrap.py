@@ -5,9 +5,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from myapp.processing.engine import WorkItemProcessingEngine
 from myapp.processing.errors import ConfigurationError
+from myapp.processing.hosting import BackgroundProcessingService, HostedService
 from myapp.processing.registration import HandlerRegistration
-from myapp.settings import AppSettings
+from myapp.settings import AppSettings, BackgroundProcessingSettings, IngestionServiceSettings
 
 DEFAULT_CONTAINER = "containers:ApplicationContainer"
 
@@ -34,4 +36,30 @@ def build_container(settings: AppSettings, container_path: str = DEFAULT_CONTAIN
 
 
 def registrations(container: Any) -> list[HandlerRegistration]:
+    """The registrations of `container.processing`, looked up by name on the instance, so a
+    subclass that redefines `registrations` (or `processing`) is what runs."""
     return list(container.processing.registrations())
+
+
+def build_engine(container: Any) -> WorkItemProcessingEngine:
+    """The engine over the container's registrations, with `BackgroundProcessing:*` settings."""
+    settings = BackgroundProcessingSettings.model_validate(
+        container.config.BackgroundProcessing() or {}
+    )
+    return WorkItemProcessingEngine(
+        registrations(container),
+        max_concurrency=settings.max_concurrency,
+        queue_size=settings.queue_size,
+        fetch_timeout=settings.fetch_timeout,
+        item_timeout=settings.item_timeout,
+        shutdown_timeout=settings.shutdown_timeout,
+        heartbeat_interval=settings.heartbeat_interval,
+    )
+
+
+def build_hosted_services(container: Any) -> list[HostedService]:
+    """What the host runs: the polling background processing service."""
+    interval = IngestionServiceSettings.model_validate(
+        container.config.IngestionService() or {}
+    ).poll_interval
+    return [BackgroundProcessingService(build_engine(container), poll_interval=interval)]

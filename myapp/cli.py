@@ -10,7 +10,12 @@ from typing import Annotated, TypeVar
 import typer
 from loguru import logger
 
-from myapp.bootstrap import DEFAULT_CONTAINER, registrations
+from myapp.bootstrap import (
+    DEFAULT_CONTAINER,
+    build_engine,
+    build_hosted_services,
+    registrations,
+)
 from myapp.cli_context import Context, format_table, prepare_database, run_async
 from myapp.commands.photos import photos_app
 from myapp.commands.shein import shein_app
@@ -86,8 +91,8 @@ async def _run(context: Context, once: bool) -> CycleReport | None:
                 "Handler '{}' is disabled: {}", registration.name, registration.disabled_reason
             )
     if once:
-        return await container.processing.engine().run_cycle()  # type: ignore[no-any-return]
-    await Host(container.processing.hosted_services()).run()
+        return await build_engine(container).run_cycle()
+    await Host(build_hosted_services(container)).run()
     return None
 
 

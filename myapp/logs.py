@@ -46,10 +46,12 @@ class InterceptHandler(logging.Handler):
 def configure_logging(level: str = "Information", fmt: str = "text", sink: Any = None) -> None:
     loguru_level = LEVELS.get(level.lower(), "INFO")
     logger.remove()
+    # diagnose=False: loguru would otherwise print the value of every local variable in a
+    # logged traceback (API keys, cookies, connection strings).
     if fmt == "json":
-        logger.add(sink or sys.stderr, level=loguru_level, serialize=True)
+        logger.add(sink or sys.stderr, level=loguru_level, serialize=True, diagnose=False)
     else:
-        logger.add(sink or sys.stderr, level=loguru_level, format=TEXT_FORMAT)
+        logger.add(sink or sys.stderr, level=loguru_level, format=TEXT_FORMAT, diagnose=False)
     logging.basicConfig(handlers=[InterceptHandler()], level=logging.INFO, force=True)
     for name, library_level in NOISY_LIBRARIES.items():
         logging.getLogger(name).setLevel(library_level)

@@ -147,8 +147,19 @@ class _Cycle:
                 return
 
     async def close_queue_after(self, fetches: Sequence[asyncio.Task[None]]) -> None:
-        if fetches:
-            await asyncio.wait(fetches)
+        """Close the queue once every fetch is done; on a stop, give them the grace period."""
+        pending = set(fetches)
+        stop = asyncio.ensure_future(self.engine.wait_for_stop())
+        while pending and not stop.done():
+            _, pending = await asyncio.wait({*pending, stop}, return_when=asyncio.FIRST_COMPLETED)
+            pending.discard(stop)
+        stop.cancel()
+        if pending:
+            _, late = await asyncio.wait(
+                pending, timeout=self.engine.shutdown_timeout.total_seconds()
+            )
+            for task in late:
+                task.cancel("shutdown timeout")
         total = sum(s.fetched for s in self.stats.values())
         logger.info("Processing {} work items across all handlers", total)
         self.queue.close()
@@ -199,46 +210,47 @@ class _Cycle:
 
     async def process(self, name: str, item: Any) -> None:
         registration = self.by_name[name]
-        stats, lifecycle = self.stats[name], self.lifecycles.get(name)
-        timeout = registration.item_timeout or self.engine.item_timeout
+        timeout = _seconds(registration.item_timeout or self.engine.item_timeout)
+        deadline = asyncio.timeout(timeout)
         self.running[name][id(item)] = item
         try:
             async with self.open_scope():
                 handler = registration.handler_factory()
-                async with asyncio.timeout(_seconds(timeout)):
+                async with deadline:
                     await handler.process(item)
         except TimeoutError as error:
-            stats.failed += 1
-            logger.error(
-                "Work item {} from handler {} timed out after {}s and was cancelled",
-                item.id,
-                name,
-                _seconds(timeout),
-            )
-            if lifecycle:
-                await lifecycle.failed(item, error)
+            if deadline.expired():
+                message = "Work item {} from handler {} timed out after {}s and was cancelled"
+                logger.error(message, item.id, name, timeout)
+                await self._failed(name, item, error)
+            else:  # the handler's own timeout: an ordinary failure
+                await self._failed(name, item, error, log=True)
         except asyncio.CancelledError as error:
-            stats.failed += 1
             logger.warning("Work item {} from handler {} was cancelled", item.id, name)
-            if lifecycle:
-                await lifecycle.failed(item, error)
+            await self._failed(name, item, error)
             raise
         except Exception as error:
-            stats.failed += 1
-            logger.opt(exception=error).error(
-                "Error processing work item {} from handler {}", item.id, name
-            )
-            if lifecycle:
-                await lifecycle.failed(item, error)
+            await self._failed(name, item, error, log=True)
         else:
-            stats.succeeded += 1
-            if lifecycle:
+            self.stats[name].succeeded += 1
+            if lifecycle := self.lifecycles.get(name):
                 lifecycle.completed(item)
         finally:
-            stats.finished = perf_counter()
+            self.stats[name].finished = perf_counter()
             del self.running[name][id(item)]
             self.queue.task_done(name)
             self.slots.release()
+
+    async def _failed(
+        self, name: str, item: Any, error: BaseException, *, log: bool = False
+    ) -> None:
+        self.stats[name].failed += 1
+        if log:
+            logger.opt(exception=error).error(
+                "Error processing work item {} from handler {}", item.id, name
+            )
+        if lifecycle := self.lifecycles.get(name):
+            await lifecycle.failed(item, error)
 
     # Leases: renew those of running items; release those fetched but never started.
 
@@ -275,6 +287,8 @@ def _without_duplicates(name: str, items: list[Any], stats: HandlerStatsRecorder
 async def _first(awaitable: Awaitable[T], stop: asyncio.Future[Any]) -> T | None:
     """The awaitable's result, or None if `stop` completes first (the awaitable is cancelled)."""
     if stop.done():
+        if asyncio.iscoroutine(awaitable):
+            awaitable.close()
         return None
     task = asyncio.ensure_future(awaitable)
     if not task.done():

@@ -1,0 +1,309 @@
+"""`python -m myapp`: help everywhere, exit codes, config errors, handlers listing, run --once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from loguru import logger
+
+from myapp import cli
+
+PROJECT_ROOT = Path(__file__).parents[2]
+SUPPORT_CONTAINER = "tests.unit.support:Container"
+SECRET = "s3cr3t-Pa55w0rd-do-not-print"
+SUBPROCESS_GUARD_S = 60
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "appsettings.json").write_text("{}")
+    return tmp_path
+
+
+@pytest.fixture
+def clean_env(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The environment for the app: its own config dir and SQLite file, nothing inherited."""
+    for name in list(os.environ):
+        if "__" in name or name.startswith("MYAPP_"):
+            monkeypatch.delenv(name)
+    values = {
+        "MYAPP_CONFIG_DIR": str(workdir / "config"),
+        "ConnectionStrings__Database": f"sqlite+aiosqlite:///{workdir / 'db.sqlite'}",
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(workdir)
+    return {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+
+
+@pytest.fixture(autouse=True)
+def restore_loguru() -> Iterator[None]:
+    """In-process commands reconfigure loguru (sinks on this test's captured stderr)."""
+    yield
+    logger.remove()
+    logger.add(sys.stderr)
+
+
+def settings_file(workdir: Path, document: dict[str, Any] | str) -> None:
+    text = document if isinstance(document, str) else json.dumps(document)
+    (workdir / "config" / "appsettings.json").write_text(text)
+
+
+def myapp(env: dict[str, str], *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "myapp", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_GUARD_S,
+    )
+
+
+def all_command_paths() -> list[list[str]]:
+    root = typer.main.get_command(cli.app)
+    paths: list[list[str]] = []
+
+    def walk(command: Any, path: list[str]) -> None:
+        paths.append(path)
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, [*path, name])
+
+    walk(root, [])
+    return paths
+
+
+def test_the_expected_commands_exist() -> None:
+    paths = all_command_paths()
+    for expected in ([], ["run"], ["handlers"], ["db"], ["db", "upgrade"]):
+        assert expected in paths
+
+
+@pytest.mark.parametrize("path", all_command_paths(), ids=lambda p: " ".join(p) or "myapp")
+def test_help_on_every_command_exits_zero(
+    path: list[str], clean_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main([*path, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "Usage" in out
+    assert "--help" in out
+
+
+def test_handlers_lists_every_registration(
+    clean_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["--container", SUPPORT_CONTAINER, "handlers"]) == 0
+
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["NAME", "PURPOSE", "MAX", "ITEMS", "ENABLED"]
+    assert [line.split()[:4] for line in lines[1:]] == [
+        ["Flaky", "ingestion", "5", "yes"],
+        ["Quiet", "export", "7", "yes"],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("purpose", "expected"),
+    [("ingestion", ["Flaky"]), ("EXPORT", ["Quiet"]), ("internal", [])],
+)
+def test_handlers_filters_by_purpose(
+    purpose: str,
+    expected: list[str],
+    clean_env: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["--container", SUPPORT_CONTAINER, "handlers", "--purpose", purpose]) == 0
+
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
+    assert names == expected
+
+
+def test_handlers_of_the_default_container_filter_by_purpose(
+    clean_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["handlers"]) == 0
+    everything = capsys.readouterr().out.splitlines()[1:]
+    assert cli.main(["handlers", "--purpose", "ingestion"]) == 0
+    ingestion = capsys.readouterr().out.splitlines()[1:]
+
+    assert ingestion
+    assert all(line.split()[1] == "ingestion" for line in ingestion)
+    rows = [line.split() for line in everything]
+    assert [line.split() for line in ingestion] == [row for row in rows if row[1] == "ingestion"]
+    assert len(everything) > len(ingestion)
+
+
+def test_handlers_shows_overrides_and_disabled_reasons(
+    workdir: Path, clean_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings_file(
+        workdir,
+        {"BackgroundProcessing": {"Flaky": {"MaxItemsPerCycle": 2}, "Quiet": {"Enabled": False}}},
+    )
+
+    assert cli.main(["--container", SUPPORT_CONTAINER, "handlers"]) == 0
+
+    out = capsys.readouterr().out
+    flaky = next(line for line in out.splitlines() if line.startswith("Flaky"))
+    quiet = next(line for line in out.splitlines() if line.startswith("Quiet"))
+    assert flaky.split()[:4] == ["Flaky", "ingestion", "2", "yes"]
+    assert "no" in quiet and "BackgroundProcessing:Quiet:Enabled" in quiet
+
+
+def test_an_unknown_purpose_is_an_error_listing_the_valid_ones(
+    clean_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = cli.main(["--container", SUPPORT_CONTAINER, "handlers", "--purpose", "bogus"])
+
+    assert code != 0
+    err = capsys.readouterr().err
+    assert "bogus" in err
+    for valid in ("ingestion", "internal", "export"):
+        assert valid in err
+
+
+def assert_one_line_config_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.mark.parametrize("command", [["handlers"], ["run", "--once"]])
+def test_a_config_error_exits_2_with_one_line_naming_the_key(
+    command: list[str], workdir: Path, clean_env: dict[str, str]
+) -> None:
+    settings_file(workdir, {"IngestionService": {"PollInterval": "abc"}})
+
+    result = myapp(clean_env, *command, cwd=workdir)
+
+    assert_one_line_config_error(result, "IngestionService:PollInterval", "'abc'", "00:05:00")
+
+
+def test_malformed_json_exits_2_naming_file_and_line(
+    workdir: Path, clean_env: dict[str, str]
+) -> None:
+    settings_file(workdir, '{\n  "IngestionService": {\n    "PollInterval": 5,,\n  }\n}')
+
+    result = myapp(clean_env, "handlers", cwd=workdir)
+
+    assert_one_line_config_error(result, "appsettings.json", "line 3")
+
+
+def test_a_bad_handler_section_exits_2_naming_the_section_key(
+    workdir: Path, clean_env: dict[str, str]
+) -> None:
+    settings_file(workdir, {"BackgroundProcessing": {"Flaky": {"MaxItemsPerCycle": 0}}})
+
+    result = myapp(clean_env, "--container", SUPPORT_CONTAINER, "handlers", cwd=workdir)
+
+    assert_one_line_config_error(result, "BackgroundProcessing:Flaky:MaxItemsPerCycle", "0")
+
+
+def test_a_config_error_on_a_secret_never_prints_it(
+    workdir: Path, clean_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings_file(workdir, {"AzureAI": {"ApiKey": [SECRET]}})
+
+    assert cli.main(["handlers"]) == 2
+
+    captured = capsys.readouterr()
+    assert "AzureAI:ApiKey" in captured.err
+    assert SECRET not in captured.err + captured.out
+
+
+def test_an_unknown_container_is_a_config_error(
+    clean_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["--container", "no.such.module:Container", "handlers"]) == 2
+    assert "--container" in capsys.readouterr().err
+
+
+def report_rows(stdout: str) -> dict[str, list[str]]:
+    lines = stdout.strip().splitlines()
+    header = lines.index(next(line for line in lines if line.startswith("HANDLER")))
+    return {line.split()[0]: line.split()[1:] for line in lines[header + 1 :]}
+
+
+def test_run_once_prints_the_report_and_exits_1_when_an_item_failed(
+    workdir: Path, clean_env: dict[str, str]
+) -> None:
+    result = myapp(clean_env, "--container", SUPPORT_CONTAINER, "run", "--once", cwd=workdir)
+
+    assert result.returncode == 1, result.stderr
+    rows = report_rows(result.stdout)
+    # FETCHED TRUNCATED SUCCEEDED FAILED SECONDS
+    assert rows["Flaky"][:4] == ["3", "0", "2", "1"]
+    assert rows["Quiet"][:4] == ["3", "0", "3", "0"]
+    assert "Error processing work item" in result.stderr
+    assert (workdir / "db.sqlite").exists()  # migrated on start-up
+
+
+def test_run_once_exits_0_when_every_item_succeeded(
+    workdir: Path, clean_env: dict[str, str]
+) -> None:
+    env = {**clean_env, "BackgroundProcessing__Flaky__FailItems": "0"}
+
+    result = myapp(env, "--container", SUPPORT_CONTAINER, "run", "--once", cwd=workdir)
+
+    assert result.returncode == 0, result.stderr
+    rows = report_rows(result.stdout)
+    assert rows["Flaky"][:4] == ["3", "0", "3", "0"]
+    assert rows["Quiet"][:4] == ["3", "0", "3", "0"]
+
+
+def read_until(process: subprocess.Popen[str], fragment: str, seen: list[str]) -> None:
+    assert process.stderr is not None
+    for line in process.stderr:  # blocks until the app writes the line (or exits)
+        seen.append(line)
+        if fragment in line:
+            return
+    pytest.fail(f"never saw {fragment!r}:\n" + "".join(seen))
+
+
+def test_python_m_myapp_runs_the_host_with_zero_setup_and_stops_on_signals(
+    tmp_path: Path, clean_env: dict[str, str]
+) -> None:
+    """Zero setup: no config dir, SQLite under ./data. SIGTERM starts a graceful stop (which
+    waits for the running cycle); a second signal stops at once."""
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    own = ("MYAPP_CONFIG_DIR", "ConnectionStrings__Database")
+    env = {k: v for k, v in clean_env.items() if k not in own}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "myapp"],
+        cwd=bare,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    seen: list[str] = []
+    try:
+        read_until(process, "Unified background processing service started with 00:05:00", seen)
+        process.send_signal(signal.SIGTERM)
+        read_until(process, "Stopping", seen)
+        process.send_signal(signal.SIGINT)
+        _, rest = process.communicate(timeout=SUBPROCESS_GUARD_S)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+    output = "".join(seen) + rest
+    assert process.returncode == 0, output
+    assert "Traceback" not in output
+    assert "Stopping at once" in output
+    assert (bare / "data" / "myapp.db").exists()
