@@ -90,7 +90,8 @@ class _Cycle:
         self.registrations = registrations
         self.stats = {r.name: HandlerStatsRecorder() for r in registrations}
         self.lifecycles: dict[str, HandlerLifecycle] = {}
-        self.running: dict[str, dict[int, Any]] = {r.name: {} for r in registrations}
+        # Items fetched and not yet finished or released: their leases are renewed.
+        self.held: dict[str, dict[int, Any]] = {r.name: {} for r in registrations}
         self.queue: FairQueue[Any] = FairQueue(
             engine.queue_size, {r.name: r.max_concurrency for r in registrations}
         )
@@ -133,11 +134,14 @@ class _Cycle:
                 "Handler '{}' returned {} items but max is {}. Truncating.", name, len(items), quota
             )
             stats.truncated = len(items) - quota
+            if name in self.lifecycles:  # claimed but dropped: give them back at once
+                await self.lifecycles[name].release(items[quota:])
             items = items[:quota]
         stats.filled_quota = len(items) >= quota
         items = _without_duplicates(name, items, stats)
         stats.fetched = len(items)
         stats.finished = perf_counter()
+        self.held[name].update((id(item), item) for item in items)
         logger.info("Handler '{}' fetched {} work items", name, len(items))
         for index, item in enumerate(items):
             try:
@@ -212,7 +216,6 @@ class _Cycle:
         registration = self.by_name[name]
         timeout = _seconds(registration.item_timeout or self.engine.item_timeout)
         deadline = asyncio.timeout(timeout)
-        self.running[name][id(item)] = item
         try:
             async with self.open_scope():
                 handler = registration.handler_factory()
@@ -237,7 +240,7 @@ class _Cycle:
                 lifecycle.completed(item)
         finally:
             self.stats[name].finished = perf_counter()
-            del self.running[name][id(item)]
+            self.held[name].pop(id(item), None)
             self.queue.task_done(name)
             self.slots.release()
 
@@ -252,14 +255,14 @@ class _Cycle:
         if lifecycle := self.lifecycles.get(name):
             await lifecycle.failed(item, error)
 
-    # Leases: renew those of running items; release those fetched but never started.
+    # Leases: renew those of every held item (queued or running), release those never started.
 
     async def heartbeat(self) -> None:
         interval = self.engine.heartbeat_interval.total_seconds()
         while True:
             await asyncio.sleep(interval)
             for name, lifecycle in self.lifecycles.items():
-                await lifecycle.extend(list(self.running[name].values()))
+                await lifecycle.extend(list(self.held[name].values()))
 
     async def release_unstarted(self) -> None:
         for name, items in self.queue.take_remaining().items():
@@ -267,6 +270,8 @@ class _Cycle:
 
     async def _release(self, name: str, items: list[Any]) -> None:
         self.stats[name].released += len(items)
+        for item in items:
+            self.held[name].pop(id(item), None)
         if items and name in self.lifecycles:
             await self.lifecycles[name].release(items)
 

@@ -18,6 +18,10 @@ from loguru import logger
 from myapp.processing.registration import HandlerRegistration
 
 ScopeFactory = Callable[[], AbstractAsyncContextManager[Any]]
+# How long a completion waits for others to share its acknowledgement: long enough for items
+# finishing together to make one statement (measured: 10 per statement at 0 ms, 37 at 5 ms,
+# +20% rows/s), short against any lease.
+COMPLETION_BATCH_WINDOW_SECONDS = 0.005
 
 
 class HandlerLifecycle:
@@ -46,7 +50,7 @@ class HandlerLifecycle:
             self._flusher = asyncio.create_task(self._flush_completions())
 
     async def _flush_completions(self) -> None:
-        await asyncio.sleep(0)  # let completions of the same moment join this batch
+        await asyncio.sleep(COMPLETION_BATCH_WINDOW_SECONDS)  # let companions join the batch
         while self._pending_completions:
             batch, self._pending_completions = self._pending_completions, []
             await asyncio.shield(self._call("complete", "complete", batch))

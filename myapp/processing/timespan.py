@@ -15,8 +15,14 @@ _TIMESPAN = re.compile(
 EXPECTED = "a TimeSpan such as 00:05:00 (hh:mm:ss), 1.00:00:00 (d.hh:mm:ss), PT5M or seconds"
 
 
+_SECONDS = re.compile(r"^\s*\d+(\.\d+)?\s*$")
+
+
 def parse_timespan(value: Any) -> Any:
-    """Turn a .NET-style TimeSpan string into a timedelta; leave anything else to pydantic."""
+    """Turn a .NET-style TimeSpan string (or a string of seconds) into a timedelta; leave
+    anything else to pydantic."""
+    if isinstance(value, str) and _SECONDS.match(value):
+        return timedelta(seconds=float(value))
     if isinstance(value, str):
         match = _TIMESPAN.match(value.strip())
         if match:

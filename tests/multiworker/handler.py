@@ -1,0 +1,82 @@
+"""The test handler: claims `multiworker_rows`, journals every process call in `process_calls`.
+
+Its section `BackgroundProcessing:MultiWorker` (environment `BackgroundProcessing__MultiWorker__*`)
+sets the lease, the retry backoff, a sleep per item, and whether calls are journaled (the
+benchmark's no-op run turns the journal off).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from myapp.processing.claims import ClaimingHandler, ClaimSpec
+from myapp.processing.options import HandlerOptions
+from myapp.processing.timespan import NonNegativeTimeSpan, PositiveTimeSpan
+from tests.multiworker.models import ProcessCall, WorkRow, work_row_spec
+
+HANDLER_NAME = "MultiWorker"
+POISON_MESSAGE = "poison row: this item always fails"
+
+
+class PoisonError(RuntimeError):
+    pass
+
+
+class MultiWorkerOptions(HandlerOptions):
+    lease: PositiveTimeSpan = timedelta(seconds=30)
+    retry_base: PositiveTimeSpan = timedelta(milliseconds=100)
+    sleep_per_item: NonNegativeTimeSpan = timedelta(0)
+    journal: bool = True
+
+
+class MultiWorkerHandler(ClaimingHandler[WorkRow]):
+    options_model: ClassVar[type[HandlerOptions]] = MultiWorkerOptions
+
+    def __init__(
+        self,
+        *,
+        session: AsyncSession,
+        worker_id: str,
+        clock: Callable[[], datetime],
+        options: MultiWorkerOptions,
+    ) -> None:
+        super().__init__(session=session, worker_id=worker_id, clock=clock)
+        self._options = options
+
+    def claim_spec(self) -> ClaimSpec[WorkRow]:
+        return work_row_spec(
+            self._options.lease.total_seconds(), self._options.retry_base.total_seconds()
+        )
+
+    def completion_values(self, now: datetime) -> Mapping[str, Any]:
+        return {"completions": WorkRow.completions + 1}
+
+    async def process(self, item: WorkRow) -> None:
+        call_id = uuid.uuid4()
+        await self._journal(call_id, item, "start")
+        try:
+            if self._options.sleep_per_item:
+                await asyncio.sleep(self._options.sleep_per_item.total_seconds())
+            if item.poison:
+                raise PoisonError(POISON_MESSAGE)
+        except Exception:
+            await self._journal(call_id, item, "error")
+            raise
+        await self._journal(call_id, item, "finish")
+
+    async def _journal(self, call_id: uuid.UUID, item: WorkRow, event: str) -> None:
+        if not self._options.journal:
+            return
+        await self._session.execute(
+            insert(ProcessCall).values(
+                call_id=call_id, row_id=item.id, worker_id=self._worker_id, event=event
+            )
+        )
+        await self._session.commit()

@@ -1,0 +1,266 @@
+"""Shared by the multi-worker tests and the claim benchmark: a fresh PostgreSQL database with the
+test tables, seeding, worker subprocesses (`python -m myapp ... run`) and journal queries."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from myapp.data.database import create_engine
+from tests.fixtures.database import create_postgres_database, drop_postgres_database
+from tests.multiworker.handler import HANDLER_NAME
+from tests.multiworker.models import CALLS_TABLE, ROWS_TABLE, TestBase
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+WORKER_CONTAINER = "tests.multiworker.worker_container:Container"
+SECTION = f"BackgroundProcessing__{HANDLER_NAME}"
+STOP_TIMEOUT_S = 30.0
+LOG_TAIL_CHARS = 3000
+
+
+# The database -------------------------------------------------------------------------------
+
+
+def create_test_database(*, synchronous_commit: bool = False) -> str:
+    """A new database with a random name and the test tables; its SQLAlchemy URL.
+
+    The tests commit twice per item (the journal); without `synchronous_commit` a commit does
+    not wait for its WAL flush. Visibility and locking are unchanged, only a server crash could
+    lose the last commits, which no test does.
+    """
+    url = create_postgres_database()
+    try:
+        asyncio.run(_create_tables(url, synchronous_commit))
+    except BaseException:
+        drop_postgres_database(url)
+        raise
+    return url
+
+
+async def _create_tables(url: str, synchronous_commit: bool) -> None:
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(TestBase.metadata.create_all)
+            if not synchronous_commit:
+                name = make_url(url).database
+                await connection.exec_driver_sql(
+                    f'ALTER DATABASE "{name}" SET synchronous_commit = off'
+                )
+    finally:
+        await engine.dispose()
+
+
+def asyncpg_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def connect(url: str) -> asyncpg.Connection:
+    return await asyncpg.connect(asyncpg_dsn(url))
+
+
+async def seed_rows(
+    connection: asyncpg.Connection,
+    count: int,
+    *,
+    status: str = "Queued",
+    max_attempts: int = 5,
+    poison: bool = False,
+) -> None:
+    """`count` rows in one statement, created one microsecond apart (a stable claim order)."""
+    await connection.execute(
+        f"""
+        INSERT INTO {ROWS_TABLE} (id, created_at, status, max_attempts, poison, attempts)
+        SELECT gen_random_uuid(), now() + n * interval '1 microsecond', $2::varchar, $3, $4,
+               CASE WHEN $2::varchar = 'Queued' THEN 0 ELSE 1 END
+        FROM generate_series(1, $1) AS n
+        """,
+        count,
+        status,
+        max_attempts,
+        poison,
+    )
+
+
+async def reset_tables(connection: asyncpg.Connection) -> None:
+    await connection.execute(f"TRUNCATE {ROWS_TABLE}, {CALLS_TABLE}")
+
+
+async def status_counts(connection: asyncpg.Connection) -> dict[str, int]:
+    rows = await connection.fetch(f"SELECT status, count(*) AS n FROM {ROWS_TABLE} GROUP BY 1")
+    return {row["status"]: row["n"] for row in rows}
+
+
+async def wait_until(
+    condition: Callable[[], Awaitable[bool]],
+    *,
+    within: float,
+    what: str,
+    workers: WorkerPool | None = None,
+    interval: float = 0.1,
+) -> float:
+    """Poll `condition` until true; the seconds it took. Fails with the workers' logs if not."""
+    started = time.monotonic()
+    while not await condition():
+        if time.monotonic() - started > within:
+            logs = workers.logs() if workers else ""
+            raise AssertionError(f"timed out after {within}s waiting for {what}\n{logs}")
+        if workers:
+            workers.assert_alive()
+        await asyncio.sleep(interval)
+    return time.monotonic() - started
+
+
+# The journal --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Call:
+    call_id: uuid.UUID
+    row_id: uuid.UUID
+    worker_id: str
+    started_at: Any
+    ended_at: Any | None
+    outcome: str | None  # "finish", "error", or None: never ended (its worker died)
+
+
+async def process_calls(connection: asyncpg.Connection) -> list[Call]:
+    rows = await connection.fetch(
+        f"""
+        SELECT s.call_id, s.row_id, s.worker_id, s.at AS started_at,
+               e.at AS ended_at, e.event AS outcome
+        FROM {CALLS_TABLE} s
+        LEFT JOIN {CALLS_TABLE} e ON e.call_id = s.call_id AND e.event <> 'start'
+        WHERE s.event = 'start'
+        ORDER BY s.row_id, s.at
+        """
+    )
+    return [Call(**dict(row)) for row in rows]
+
+
+def overlapping_calls(calls: list[Call], ended_by: Mapping[str, Any] | None = None) -> list[str]:
+    """Pairs of calls of one row that ran at the same time. A call that never ended (its
+    worker was killed) counts as running until `ended_by[worker_id]`, else forever."""
+    by_row: dict[uuid.UUID, list[Call]] = {}
+    for call in calls:
+        by_row.setdefault(call.row_id, []).append(call)
+    problems = []
+    for row_id, row_calls in by_row.items():
+        ordered = sorted(row_calls, key=lambda c: c.started_at)
+        for earlier, later in itertools.pairwise(ordered):
+            end = earlier.ended_at or (ended_by or {}).get(earlier.worker_id)
+            if end is None or later.started_at < end:
+                problems.append(f"row {row_id}: {earlier} overlaps {later}")
+    return problems
+
+
+# Workers ------------------------------------------------------------------------------------
+
+
+def worker_environment(url: str, **settings: str) -> dict[str, str]:
+    """The environment of a worker process; `settings` are `Section__Key` overrides."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.lower().startswith(("connectionstrings__", "backgroundprocessing__"))
+    }
+    env.update(
+        {
+            "ConnectionStrings__Database": url,
+            "Database__MigrateOnStartup": "false",
+            "IngestionService__PollInterval": "00:00:01",
+            "Logging__LogLevel__Default": "Warning",
+            "BackgroundProcessing__MaxConcurrency": "8",
+            f"{SECTION}__MaxItemsPerCycle": "100",
+            f"{SECTION}__Lease": "00:00:30",
+            "PYTHONPATH": str(REPO_ROOT),
+        }
+    )
+    env.update(settings)
+    return env
+
+
+@dataclass
+class Worker:
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    stopped_by_test: bool = False
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def owns(self, worker_id: str) -> bool:
+        """Worker ids are `<host>-<pid>-<suffix>`."""
+        return f"-{self.pid}-" in worker_id
+
+    def log(self) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return text[-LOG_TAIL_CHARS:]
+
+
+@dataclass
+class WorkerPool:
+    """Worker subprocesses; always stopped (SIGKILL as a last resort) when the test ends."""
+
+    url: str
+    log_dir: Path
+    settings: dict[str, str] = field(default_factory=dict)
+    workers: list[Worker] = field(default_factory=list)
+
+    def start(self, count: int = 1, **settings: str) -> list[Worker]:
+        env = worker_environment(self.url, **{**self.settings, **settings})
+        command = [sys.executable, "-m", "myapp", "--container", WORKER_CONTAINER, "run"]
+        started = []
+        for _ in range(count):
+            log_path = self.log_dir / f"worker-{len(self.workers)}.log"
+            with log_path.open("wb") as log:
+                process = subprocess.Popen(
+                    command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+                )
+            worker = Worker(process, log_path)
+            self.workers.append(worker)
+            started.append(worker)
+        return started
+
+    def assert_alive(self) -> None:
+        for worker in self.workers:
+            code = worker.process.poll()
+            if code is not None and not worker.stopped_by_test:
+                raise AssertionError(f"worker {worker.pid} exited with {code}\n{worker.log()}")
+
+    def kill(self, worker: Worker) -> None:
+        worker.stopped_by_test = True
+        worker.process.send_signal(signal.SIGKILL)
+        worker.process.wait(STOP_TIMEOUT_S)
+
+    def terminate(self, workers: list[Worker] | None = None) -> dict[int, int]:
+        """SIGTERM, then wait: {pid: exit code}."""
+        chosen = self.workers if workers is None else workers
+        for worker in chosen:
+            worker.stopped_by_test = True
+            if worker.process.poll() is None:
+                worker.process.send_signal(signal.SIGTERM)
+        return {w.pid: w.process.wait(STOP_TIMEOUT_S) for w in chosen}
+
+    def logs(self) -> str:
+        return "\n".join(f"--- worker {w.pid} ---\n{w.log()}" for w in self.workers)
+
+    def close(self) -> None:
+        for worker in self.workers:
+            if worker.process.poll() is None:
+                worker.process.kill()
+                worker.process.wait(STOP_TIMEOUT_S)
