@@ -24,7 +24,8 @@ from sqlalchemy import or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from myapp.data.models import ProcessingStatus, ProductPhoto
-from myapp.processing.claims import ClaimingHandler, ClaimSpec
+from myapp.processing.claiming_handler import ClaimingHandler
+from myapp.processing.claims import ClaimSpec
 from myapp.processing.options import HandlerOptions
 from myapp.processing.timespan import PositiveTimeSpan
 from myapp.processing.work_item import ProcessorPurpose

@@ -19,7 +19,8 @@ from pydantic import Field, field_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from myapp.data.models import ProcessingStatus, StagingBatch
-from myapp.processing.claims import ClaimingHandler, ClaimSpec
+from myapp.processing.claiming_handler import ClaimingHandler
+from myapp.processing.claims import ClaimSpec
 from myapp.processing.errors import PermanentError
 from myapp.processing.options import HandlerOptions
 from myapp.processing.timespan import NonNegativeTimeSpan, PositiveTimeSpan

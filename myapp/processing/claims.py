@@ -20,21 +20,15 @@ from __future__ import annotations
 import functools
 import random
 import uuid
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from loguru import logger
 from sqlalchemy import (
     ColumnElement,
-    DateTime,
-    Dialect,
-    Integer,
-    String,
-    Text,
     and_,
     any_,
     case,
@@ -47,73 +41,29 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, QueryableAttribute, mapped_column
+from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import UnaryExpression
-from sqlalchemy.types import TypeDecorator
 
-from myapp.processing.errors import PermanentError
+from myapp.processing.claim_columns import DEFAULT_MAX_ATTEMPTS, ClaimColumns, UtcDateTime
 
-DEFAULT_MAX_ATTEMPTS = 5
+__all__ = [
+    "DEFAULT_MAX_ATTEMPTS",
+    "ClaimColumns",
+    "ClaimSpec",
+    "Claims",
+    "FailOutcome",
+    "RetryPolicy",
+    "UtcDateTime",
+    "error_text",
+]
+
 DEFAULT_LEASE = timedelta(minutes=5)
 DEFAULT_RETRY_BASE = timedelta(seconds=10)
 DEFAULT_RETRY_CAP = timedelta(hours=1)
 DEFAULT_RETRY_JITTER = 0.2
 ERROR_TEXT_LIMIT = 2000
-WORKER_ID_LENGTH = 200
 EXHAUSTED_ERROR = "attempts exhausted: the lease of the last attempt ran out before it finished"
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """A timezone-aware UTC datetime on every database.
-
-    PostgreSQL stores `timestamptz`; SQLite has no time zones, so values are stored as naive UTC
-    text (which sorts and compares correctly) and come back aware. Naive values are refused:
-    a naive datetime is a bug waiting to compare wrongly.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r}: store timezone-aware UTC datetimes")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
-        return value.astimezone(UTC)  # type: ignore[no-any-return]
-
-
-class ClaimColumns:
-    """Declarative mixin: the lease and retry bookkeeping of a claimable table.
-
-    The status column stays the domain's own; these columns say who holds a row, until when,
-    how many attempts were made and why the last one failed. The table needs a UUID `id`
-    primary key; a `deleted_at` column, if present, keeps soft-deleted rows from being claimed.
-    """
-
-    if TYPE_CHECKING:
-        id: Mapped[uuid.UUID]
-
-    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0", sort_order=5)
-    max_attempts: Mapped[int] = mapped_column(
-        Integer,
-        default=DEFAULT_MAX_ATTEMPTS,
-        server_default=str(DEFAULT_MAX_ATTEMPTS),
-        sort_order=5,
-    )
-    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), sort_order=5)
-    locked_by: Mapped[str | None] = mapped_column(String(WORKER_ID_LENGTH), sort_order=5)
-    locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), sort_order=5)
-    last_error: Mapped[str | None] = mapped_column(Text, sort_order=5)
-
 
 M = TypeVar("M", bound=ClaimColumns)
 
@@ -400,58 +350,3 @@ class Claims(Generic[M]):
         else:
             key = inspect(self._spec.model).get_property_by_column(expression).key
         return key, descending, descending if nulls_first is None else nulls_first
-
-
-class ClaimingHandler(ABC, Generic[M]):
-    """Base for handlers over a table with ClaimColumns. Subclasses implement `claim_spec()`
-    and `process()`; fetching claims rows, and the engine's lifecycle calls finish them."""
-
-    def __init__(
-        self, *, session: AsyncSession, worker_id: str, clock: Callable[[], datetime]
-    ) -> None:
-        self._session = session
-        self._worker_id = worker_id
-        self._clock = clock
-
-    @abstractmethod
-    def claim_spec(self) -> ClaimSpec[M]: ...
-
-    @abstractmethod
-    async def process(self, item: M) -> None: ...
-
-    def completion_values(self, now: datetime) -> Mapping[str, Any]:
-        """Extra columns set when items complete (e.g. `completed_at`)."""
-        return {}
-
-    @functools.cached_property
-    def claims(self) -> Claims[M]:
-        return Claims(
-            self._session, self.claim_spec(), worker_id=self._worker_id, clock=self._clock
-        )
-
-    async def fetch_work_items(self, max_items: int) -> Sequence[M]:
-        return await self.claims.claim(max_items)
-
-    async def complete(self, items: Sequence[M]) -> None:
-        ids = [item.id for item in items]
-        won = await self.claims.complete(ids, self.completion_values(self._clock()))
-        self._warn_lost(ids, won, "complete")
-
-    async def fail(self, item: M, error: BaseException) -> None:
-        # A timeout (TimeoutError) is transient: only PermanentError skips the retries.
-        await self.claims.fail(item.id, error, permanent=isinstance(error, PermanentError))
-
-    async def extend(self, items: Sequence[M]) -> None:
-        ids = [item.id for item in items]
-        self._warn_lost(ids, await self.claims.extend(ids), "extend")
-
-    async def release(self, items: Sequence[M]) -> None:
-        ids = [item.id for item in items]
-        self._warn_lost(ids, await self.claims.release(ids), "release")
-
-    def _warn_lost(self, ids: Sequence[uuid.UUID], won: set[uuid.UUID], action: str) -> None:
-        lost = [id for id in ids if id not in won]
-        if lost:
-            logger.bind(worker=self._worker_id).warning(
-                "Could not {} {} items: their lease was taken over: {}", action, len(lost), lost
-            )

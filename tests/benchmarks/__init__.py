@@ -1,1 +1,1 @@
-"""`make bench`: measured figures, written as a table to docs/benchmarks.md. Not part of `make test`."""
+"""`make bench`: measured figures, written to docs/benchmarks.md. Not part of `make test`."""

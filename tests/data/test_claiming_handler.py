@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from myapp.data.models import ProcessingStatus, StagingBatch
-from myapp.processing.claims import ClaimingHandler, ClaimSpec
+from myapp.processing.claiming_handler import ClaimingHandler
+from myapp.processing.claims import ClaimSpec
 from myapp.processing.errors import PermanentError
 from myapp.processing.work_item import ClaimLifecycle, WorkItemHandler
 from tests.fixtures.clock import FakeClock

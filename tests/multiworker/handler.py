@@ -16,7 +16,8 @@ from typing import Any, ClassVar
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from myapp.processing.claims import ClaimingHandler, ClaimSpec
+from myapp.processing.claiming_handler import ClaimingHandler
+from myapp.processing.claims import ClaimSpec
 from myapp.processing.options import HandlerOptions
 from myapp.processing.timespan import NonNegativeTimeSpan, PositiveTimeSpan
 from tests.multiworker.models import ProcessCall, WorkRow, work_row_spec

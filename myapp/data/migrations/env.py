@@ -27,7 +27,7 @@ target_metadata = Base.metadata
 def _render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
     # Our portable column types live in myapp.data.types; render them from there.
     module = type(obj).__module__
-    if type_ == "type" and module in ("myapp.data.types", "myapp.processing.claims"):
+    if type_ == "type" and module in ("myapp.data.types", "myapp.processing.claim_columns"):
         autogen_context.imports.add("import myapp.data.types")
         return f"myapp.data.types.{type(obj).__name__}()"
     return False
