@@ -2,7 +2,7 @@
 
 from dependency_injector import containers, providers
 
-from myapp.data.database import create_engine, create_session_factory
+from myapp.data.database import close_session, create_engine, create_session_factory
 from myapp.lifetime import tracked
 from myapp.processing.scope import scoped
 
@@ -16,4 +16,4 @@ class DatabaseContainer(containers.DeclarativeContainer):
     )
     session_factory = providers.Singleton(create_session_factory, engine)
     # Scoped: one session per fetch / process call, shared within it, closed at its end.
-    session = providers.Factory(scoped, session_factory)
+    session = providers.Factory(scoped, session_factory, close=close_session)

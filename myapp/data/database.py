@@ -69,6 +69,17 @@ def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+async def close_session(session: AsyncSession) -> None:
+    """Close a work item's session at the end of its scope (rolling back what was not committed).
+
+    A session that never began a transaction and holds no objects holds nothing to give back,
+    so it is left as it is: a handler that did not touch the database pays no close (this was
+    a quarter of the engine's per-item cost with a no-op handler on PostgreSQL).
+    """
+    if session.in_transaction() or session.identity_map or session.new:
+        await session.close()
+
+
 def _create_sqlite_engine(url: URL, **engine_options: Any) -> AsyncEngine:
     database = url.database
     if database and database != ":memory:" and not database.startswith("file:"):

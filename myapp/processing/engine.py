@@ -186,7 +186,9 @@ class _Cycle:
 
     async def _next_entry(self, stop: asyncio.Future[Any]) -> tuple[str, Any] | None:
         """Wait for a free slot and the next item in turn; None when done or stopping."""
-        if not await _first(self.slots.acquire(), stop):
+        if not self.slots.locked():
+            await self.slots.acquire()  # a free slot: no waiting, no extra task
+        elif not await _first(self.slots.acquire(), stop):
             return None
         entry = self.queue.get_nowait()  # the fast path: no waiting, no extra futures
         if entry is None:

@@ -9,6 +9,7 @@ acknowledgement is that the lease runs out and the item is processed again (at-l
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -32,6 +33,7 @@ class HandlerLifecycle:
         self._open_scope = open_scope
         self._pending_completions: list[Any] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._draining = asyncio.Event()
 
     async def _call(self, action: str, method: str, *args: Any) -> None:
         try:
@@ -50,8 +52,11 @@ class HandlerLifecycle:
             self._flusher = asyncio.create_task(self._flush_completions())
 
     async def _flush_completions(self) -> None:
-        await asyncio.sleep(COMPLETION_BATCH_WINDOW_SECONDS)  # let companions join the batch
         while self._pending_completions:
+            if not self._draining.is_set():  # let companions join the batch
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(COMPLETION_BATCH_WINDOW_SECONDS):
+                        await self._draining.wait()
             batch, self._pending_completions = self._pending_completions, []
             await asyncio.shield(self._call("complete", "complete", batch))
 
@@ -67,6 +72,7 @@ class HandlerLifecycle:
             await asyncio.shield(self._call("release", "release", list(items)))
 
     async def drain(self) -> None:
-        """Wait until every queued acknowledgement has been written."""
+        """Write every queued acknowledgement now (nothing else will join) and wait for it."""
+        self._draining.set()
         while self._flusher is not None and not self._flusher.done():
             await asyncio.shield(self._flusher)

@@ -15,13 +15,14 @@ a scope.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+Closer = Callable[[T], Awaitable[object]]
 
 _current_scope: ContextVar[Scope | None] = ContextVar("myapp_scope", default=None)
 
@@ -37,13 +38,16 @@ class Scope:
         self._closeables = 0
         self._token: Token[Scope | None] | None = None
 
-    def get_or_create(self, factory: Callable[[], T]) -> T:
+    def get_or_create(self, factory: Callable[[], T], close: Closer[T] | None = None) -> T:
         key = id(factory)
         if key not in self._instances:
             instance = factory()
             self._instances[key] = instance
             closeable: Any = instance
-            if hasattr(closeable, "__aexit__"):
+            if close is not None:
+                self._exit_stack.push_async_callback(close, instance)
+                self._closeables += 1
+            elif hasattr(closeable, "__aexit__"):
                 self._exit_stack.push_async_exit(closeable)
                 self._closeables += 1
         return self._instances[key]  # type: ignore[no-any-return]
@@ -79,6 +83,7 @@ def current_scope() -> Scope:
     return scope
 
 
-def scoped(factory: Callable[[], T]) -> T:
-    """The instance of `factory` for the current scope, created on first use."""
-    return current_scope().get_or_create(factory)
+def scoped(factory: Callable[[], T], close: Closer[T] | None = None) -> T:
+    """The instance of `factory` for the current scope, created on first use, closed with
+    `close(instance)` (default: its `__aexit__`, if it has one) when the scope ends."""
+    return current_scope().get_or_create(factory, close)
