@@ -7,13 +7,26 @@ records each one so that `await lifetime.aclose()` closes exactly those, newest 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from loguru import logger
 from pydantic import SecretStr
 
 T = TypeVar("T")
 CLOSE_METHODS = ("aclose", "close", "dispose")
+
+
+class AsyncClosing:
+    """`async with client:` closes it with `await client.close()`."""
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
 
 
 class Lifetime:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -22,6 +23,8 @@ SCRIPT_LOCATION = Path(__file__).with_name("migrations")
 # Workers starting together on one PostgreSQL migrate one at a time (any constant will do).
 MIGRATION_LOCK_KEY = 0x6D79617070  # "myapp"
 
+T = TypeVar("T")
+
 
 def alembic_config(url: str) -> Config:
     config = Config(str(ALEMBIC_INI))
@@ -37,33 +40,27 @@ def head_revision() -> str | None:
 
 async def upgrade_to_head(url: str) -> None:
     """Bring the database at `url` to the newest revision (creating it from scratch if empty)."""
-    config = alembic_config(url)
     logger.bind(database=redact_url(url)).info("Applying database migrations up to head")
-    engine = create_engine(url)
-    try:
-        async with engine.begin() as connection:
-            await connection.run_sync(_upgrade, config)
-    finally:
-        await engine.dispose()
+    await _run_sync(url, _upgrade, alembic_config(url), transaction=True)
 
 
 async def current_revision(url: str) -> str | None:
     """The revision the database is at; None for a database never migrated."""
-    engine = create_engine(url)
-    try:
-        async with engine.connect() as connection:
-            return await connection.run_sync(_current_revision)
-    finally:
-        await engine.dispose()
+    return await _run_sync(url, _current_revision)
 
 
 async def schema_drift(url: str) -> list[Any]:
     """What `alembic check` would report: differences between the models and the database.
     Empty when the migrations create exactly what the models declare."""
+    return await _run_sync(url, _compare)
+
+
+async def _run_sync(url: str, work: Callable[..., T], *args: Any, transaction: bool = False) -> T:
+    """Run alembic's synchronous `work(connection, *args)` on a short-lived engine."""
     engine = create_engine(url)
     try:
-        async with engine.connect() as connection:
-            return await connection.run_sync(_compare)
+        async with engine.begin() if transaction else engine.connect() as connection:
+            return await connection.run_sync(work, *args)
     finally:
         await engine.dispose()
 

@@ -23,6 +23,7 @@ from pydantic import Field
 from sqlalchemy import or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from myapp.data.claiming import status_claim_spec
 from myapp.data.models import ProcessingStatus, ProductPhoto
 from myapp.processing.claiming_handler import ClaimingHandler
 from myapp.processing.claims import ClaimSpec
@@ -68,13 +69,8 @@ class ImageVectorizationHandler(ClaimingHandler[Any]):
 
     def claim_spec(self) -> ClaimSpec[Any]:
         photos = self._photos
-        return ClaimSpec(
-            model=photos,
-            status=photos.status,
-            queued=ProcessingStatus.QUEUED,
-            started=ProcessingStatus.STARTED,
-            completed=ProcessingStatus.COMPLETED,
-            failed=ProcessingStatus.FAILED,
+        return status_claim_spec(
+            photos,
             order_by=(photos.created_at, photos.id),
             where=(or_(photos.embedding.is_(None), photos.status == ProcessingStatus.STARTED),),
         )

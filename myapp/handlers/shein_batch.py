@@ -18,7 +18,8 @@ from loguru import logger
 from pydantic import Field, field_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from myapp.data.models import ProcessingStatus, StagingBatch
+from myapp.data.claiming import status_claim_spec
+from myapp.data.models import StagingBatch
 from myapp.processing.claiming_handler import ClaimingHandler
 from myapp.processing.claims import ClaimSpec
 from myapp.processing.errors import PermanentError
@@ -93,13 +94,8 @@ class SheinBatchHandler(ClaimingHandler[StagingBatch]):
         self._options = options
 
     def claim_spec(self) -> ClaimSpec[StagingBatch]:
-        return ClaimSpec(
-            model=StagingBatch,
-            status=StagingBatch.status,
-            queued=ProcessingStatus.QUEUED,
-            started=ProcessingStatus.STARTED,
-            completed=ProcessingStatus.COMPLETED,
-            failed=ProcessingStatus.FAILED,
+        return status_claim_spec(
+            StagingBatch,
             order_by=(StagingBatch.started_at, StagingBatch.id),
             where=(StagingBatch.batch_processor_name == BATCH_PROCESSOR_NAME,),
             lease=self._options.claim_lease,

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from http.cookiejar import Cookie as JarCookie
-from types import TracebackType
 
 import httpx
 from loguru import logger
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from myapp.lifetime import AsyncClosing
 from myapp.scraping.cookies import DEFAULT_COOKIE_PATH, CookieFile
 from myapp.scraping.errors import PageFetchError, PageTooLargeError
 from myapp.scraping.orders import Page
@@ -82,7 +82,7 @@ class RequestPacer:
             self._next_start = time.monotonic() + self._delay
 
 
-class ScraperSession:
+class ScraperSession(AsyncClosing):
     """Fetches pages of one site for one cookie file. Use as `async with`."""
 
     def __init__(self, settings: ScraperSettings, cookies: CookieFile) -> None:
@@ -101,15 +101,7 @@ class ScraperSession:
             event_hooks={"request": [self._refuse_other_sites]},
         )
 
-    async def __aenter__(self) -> ScraperSession:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def close(self) -> None:
         await self._client.aclose()
 
     async def _refuse_other_sites(self, request: httpx.Request) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import TracebackType
 from urllib.parse import unquote, urlsplit
 
 from azure.core import MatchConditions
@@ -17,6 +16,7 @@ from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError, 
 from azure.storage.blob.aio import BlobServiceClient, ExponentialRetry
 from loguru import logger
 
+from myapp.lifetime import AsyncClosing
 from myapp.processing.errors import PermanentError
 
 # Listing pages are cheap; the biggest page the service allows keeps round trips few.
@@ -46,7 +46,7 @@ class BlobTooLargeError(PermanentError):
         super().__init__(f"blob {container}/{name} is {actual}over the limit of {max_bytes} bytes")
 
 
-class BlobStore:
+class BlobStore(AsyncClosing):
     def __init__(self, service: BlobServiceClient) -> None:
         self._service = service
         self._warned_missing: set[str] = set()
@@ -177,17 +177,6 @@ class BlobStore:
 
     async def close(self) -> None:
         await self._service.close()
-
-    async def __aenter__(self) -> BlobStore:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
 
 def _as_utc(value: datetime) -> datetime:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 from datetime import timedelta
-from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -26,6 +25,7 @@ from azure.core.credentials import AzureKeyCredential
 from azure.core.exceptions import AzureError, HttpResponseError
 from azure.core.pipeline.policies import HttpLoggingPolicy, NetworkTraceLoggingPolicy
 
+from myapp.lifetime import AsyncClosing
 from myapp.processing.errors import PermanentError
 from myapp.vectorization.images import LoadedImage
 
@@ -46,7 +46,7 @@ class EmbeddingServiceError(Exception):
     """A transient failure of the embeddings service (throttled, down, slow, unreachable)."""
 
 
-class AzureImageEmbedder:
+class AzureImageEmbedder(AsyncClosing):
     """Embeds images with one model on one Azure AI endpoint. One instance per process."""
 
     def __init__(
@@ -112,17 +112,6 @@ class AzureImageEmbedder:
 
     async def close(self) -> None:
         await self._client.close()
-
-    async def __aenter__(self) -> AzureImageEmbedder:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
 
 def _error_detail(error: HttpResponseError) -> str:

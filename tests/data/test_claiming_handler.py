@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from myapp.data.claiming import status_claim_spec
 from myapp.data.models import ProcessingStatus, StagingBatch
 from myapp.processing.claiming_handler import ClaimingHandler
 from myapp.processing.claims import ClaimSpec
@@ -20,13 +21,8 @@ Factory = async_sessionmaker[AsyncSession]
 
 class BatchHandler(ClaimingHandler[StagingBatch]):
     def claim_spec(self) -> ClaimSpec[StagingBatch]:
-        return ClaimSpec(
-            model=StagingBatch,
-            status=StagingBatch.status,
-            queued=ProcessingStatus.QUEUED,
-            started=ProcessingStatus.STARTED,
-            completed=ProcessingStatus.COMPLETED,
-            failed=ProcessingStatus.FAILED,
+        return status_claim_spec(
+            StagingBatch,
             order_by=(StagingBatch.started_at,),
             where=(StagingBatch.batch_processor_name == "Shein",),
             error_column=StagingBatch.error_message,

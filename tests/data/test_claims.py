@@ -10,8 +10,9 @@ import pytest
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from myapp.data.claiming import status_claim_spec
 from myapp.data.models import ProcessingStatus, ProductPhoto, StagingBatch
-from myapp.processing.claims import ERROR_TEXT_LIMIT, Claims, ClaimSpec, FailOutcome
+from myapp.processing.claims import ERROR_TEXT_LIMIT, Claims, FailOutcome
 from tests.data.claim_helpers import LEASE, Worker, add_photos, load, photo_spec
 from tests.fixtures.clock import FakeClock
 
@@ -78,13 +79,8 @@ async def test_extra_filters_and_order_of_a_handler_spec(
         ]
         session.add_all(batches)
         await session.commit()
-    spec = ClaimSpec(
-        model=StagingBatch,
-        status=StagingBatch.status,
-        queued=ProcessingStatus.QUEUED,
-        started=ProcessingStatus.STARTED,
-        completed=ProcessingStatus.COMPLETED,
-        failed=ProcessingStatus.FAILED,
+    spec = status_claim_spec(
+        StagingBatch,
         order_by=(StagingBatch.started_at,),
         where=(StagingBatch.batch_processor_name == "Shein",),
     )

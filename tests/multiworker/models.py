@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import BigInteger, Enum, Index, String, func, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from myapp.data.claiming import status_claim_spec
 from myapp.data.models import CLAIMABLE_ROWS, ProcessingStatus
 from myapp.processing.claims import ClaimColumns, ClaimSpec, RetryPolicy, UtcDateTime
 
@@ -68,13 +69,8 @@ class ProcessCall(TestBase):
 
 
 def work_row_spec(lease_seconds: float, retry_base_seconds: float) -> ClaimSpec[WorkRow]:
-    return ClaimSpec(
-        model=WorkRow,
-        status=WorkRow.status,
-        queued=ProcessingStatus.QUEUED,
-        started=ProcessingStatus.STARTED,
-        completed=ProcessingStatus.COMPLETED,
-        failed=ProcessingStatus.FAILED,
+    return status_claim_spec(
+        WorkRow,
         order_by=(WorkRow.created_at,),
         lease=timedelta(seconds=lease_seconds),
         retry=RetryPolicy(
