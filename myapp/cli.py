@@ -19,12 +19,14 @@ from myapp.bootstrap import (
 from myapp.cli_context import Context, format_table, prepare_database, run_async
 from myapp.commands.photos import photos_app
 from myapp.commands.shein import shein_app
+from myapp.commands.status import status
 from myapp.processing.errors import ConfigurationError
 from myapp.processing.hosting import Host
 from myapp.processing.report import CycleReport
 from myapp.processing.work_item import ProcessorPurpose
 
 CONFIG_ERROR_EXIT = 2
+INTERRUPTED_EXIT = 130
 T = TypeVar("T")
 
 app = typer.Typer(
@@ -37,6 +39,7 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(shein_app, name="shein")
 app.add_typer(photos_app, name="photos")
+app.command()(status)
 
 
 class Purpose(StrEnum):
@@ -161,4 +164,6 @@ def main(argv: list[str] | None = None) -> int:
         return CONFIG_ERROR_EXIT
     except SystemExit as done:
         return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    except KeyboardInterrupt:  # Ctrl-C outside the host (which handles signals itself)
+        return INTERRUPTED_EXIT
     return 0

@@ -43,7 +43,11 @@ class CycleReport:
 
     @property
     def more_work_waiting(self) -> bool:
-        return any(s.filled_quota for s in self.handlers.values())
+        """Some handler filled its quota and got work done: start the next cycle at once.
+
+        A handler whose full quota all failed does not count, so a source that keeps returning
+        the same failing items cannot spin the service without its poll interval."""
+        return any(s.filled_quota and s.succeeded for s in self.handlers.values())
 
 
 @dataclass

@@ -18,6 +18,21 @@ SUITES = {
 }
 OUTPUT = Path("docs/benchmarks.md")
 COLUMNS = ("benchmark", "value", "unit", "ideal_or_anchor", "ratio", "notes")
+READING = """## Reading the claims figures
+
+The raw asyncpg loop does no Python work per row: one claim and one complete statement per 100
+rows. The framework, per row, opens a scope with a fresh handler and a fresh `AsyncSession`
+(creating the session alone is about 50 us), runs the item in its own asyncio task with its
+timeout and slot accounting, and gets the row as a detached ORM object from the claim (about
+40 us); per batch it acknowledges completions in one statement. In one process that is about
+0.15-0.25 ms of CPU per row; four worker processes and PostgreSQL share this machine's two
+cores, so the four-worker figure is CPU-bound. Closing the gap to the 40% target would take an
+opt-in batch `process` (several items per call, one session), which changes the handler
+contract the issue pins; it is not done. Changes that were measured here: skipping the close of
+a session that was never used, flushing acknowledgements at the end of a cycle instead of after
+a fixed window, and taking a free slot without creating a task, which together moved one worker
+from 2,072 to about 6,000 rows/s and four workers from 3,313 to about 8,000 rows/s.
+"""
 
 
 def main() -> int:
@@ -51,7 +66,7 @@ def render(sections: list[tuple[str, list[dict[str, Any]]]]) -> str:
         lines += [f"## {title}", "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
         lines += ["| " + " | ".join(str(r.get(c, "")) for c in COLUMNS) + " |" for r in rows]
         lines.append("")
-    return "\n".join(lines)
+    return "\n".join([*lines, READING])
 
 
 if __name__ == "__main__":

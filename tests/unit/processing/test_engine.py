@@ -429,3 +429,16 @@ async def test_a_timeout_error_raised_by_the_handler_itself_is_an_ordinary_failu
     assert [r.level for r in records] == ["ERROR"]
     assert records[0].exception is upstream
     assert logs.containing("timed out after") == []
+
+
+async def test_a_full_quota_that_all_failed_is_not_more_work_waiting() -> None:
+    async def always_fails(item: Any) -> None:
+        raise RuntimeError("poison")
+
+    stuck = HandlerState("Stuck", items_for("Stuck", 3), process_hook=always_fails)
+
+    report = await run_cycle(engine_for(stuck, quota_Stuck=3))
+
+    assert report.handlers["Stuck"].filled_quota
+    assert report.handlers["Stuck"].failed == 3
+    assert not report.more_work_waiting
