@@ -25,7 +25,7 @@ run: $(STAMP)
 
 # PostgreSQL is required by the tests: start it when it is down, fail (never skip) when it cannot start.
 services:
-	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect 15 main start || true
+	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | sort -V | tail -1) main start || true
 	@for i in 1 2 3 4 5 6 7 8 9 10; do pg_isready -q -h 127.0.0.1 -p 5432 && exit 0; sleep 1; done; \
 	  echo "PostgreSQL on 127.0.0.1:5432 is not running and could not be started" >&2; exit 1
 
