@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from loguru import logger
+
 from myapp.processing.engine import WorkItemProcessingEngine
 from myapp.processing.errors import ConfigurationError
 from myapp.processing.hosting import BackgroundProcessingService, HostedService
@@ -31,8 +33,21 @@ def build_container(settings: AppSettings, container_path: str = DEFAULT_CONTAIN
     """The application container, configured; every handler section validated now."""
     container = load_container_class(container_path)()
     container.config.from_dict(settings.model_dump(by_alias=True))
-    registrations(container)  # validates BackgroundProcessing:<Name> sections at start-up
+    names = [r.name for r in registrations(container)]  # validates every handler's section
+    warn_about_unknown_sections(settings.background_processing.handler_sections(), names)
     return container
+
+
+def warn_about_unknown_sections(sections: dict[str, Any], handler_names: list[str]) -> None:
+    """A section no handler reads is most likely a misspelt name: say so once, at start-up."""
+    known = {name.lower() for name in handler_names}
+    for section in sections:
+        if section.lower() not in known:
+            logger.warning(
+                "BackgroundProcessing:{} matches no registered handler ({}); it is ignored",
+                section,
+                ", ".join(handler_names) or "none",
+            )
 
 
 def registrations(container: Any) -> list[HandlerRegistration]:

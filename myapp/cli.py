@@ -21,7 +21,7 @@ from myapp.commands.photos import photos_app
 from myapp.commands.shein import shein_app
 from myapp.commands.status import status
 from myapp.processing.errors import ConfigurationError
-from myapp.processing.hosting import Host
+from myapp.processing.hosting import Host, run_one_cycle
 from myapp.processing.report import CycleReport
 from myapp.processing.work_item import ProcessorPurpose
 
@@ -94,7 +94,7 @@ async def _run(context: Context, once: bool) -> CycleReport | None:
                 "Handler '{}' is disabled: {}", registration.name, registration.disabled_reason
             )
     if once:
-        return await build_engine(container).run_cycle()
+        return await run_one_cycle(build_engine(container))
     await Host(build_hosted_services(container)).run()
     return None
 

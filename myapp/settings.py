@@ -14,18 +14,29 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_pascal
-from pydantic_settings import EnvSettingsSource
+from pydantic_settings import EnvSettingsSource, SettingsError
 
-from myapp.processing.errors import ConfigurationError
-from myapp.processing.timespan import EXPECTED as TIMESPAN_EXPECTED
+from myapp.data.database import normalize_url
+from myapp.processing.errors import NOT_SHOWN, ConfigurationError
 from myapp.processing.timespan import NonNegativeTimeSpan, PositiveTimeSpan
 
 DEFAULT_CONFIG_DIR = Path("config")
 ENVIRONMENT_VARIABLE = "MYAPP_ENVIRONMENT"
 CONFIG_DIR_VARIABLE = "MYAPP_CONFIG_DIR"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/myapp.db"
+DATABASE_URL_EXPECTED = (
+    "a database URL: sqlite+aiosqlite:///path/to/file.db or postgresql://user:password@host/db"
+)
 # The Azurite emulator's well-known development account (public, documented by Microsoft).
 AZURITE_CONNECTION_STRING = (
     "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
@@ -74,6 +85,15 @@ class BackgroundProcessingSettings(Section):
 class ConnectionStringsSettings(Section):
     database: str = DEFAULT_DATABASE_URL
     blob_storage: SecretStr = SecretStr(AZURITE_CONNECTION_STRING)
+
+    @field_validator("database")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        try:
+            normalize_url(value)
+        except ValueError:
+            raise ValueError(DATABASE_URL_EXPECTED) from None
+        return value
 
 
 class DatabaseSettings(Section):
@@ -134,11 +154,14 @@ class AppSettings(Section):
 
 def read_json_file(path: Path) -> dict[str, Any]:
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        # utf-8-sig: Visual Studio writes appsettings.json with a byte-order mark.
+        document = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as error:
         raise ConfigurationError(
             str(path), f"line {error.lineno} column {error.colno}", f"valid JSON ({error.msg})"
         ) from None
+    except UnicodeDecodeError as error:
+        raise ConfigurationError(str(path), f"byte {error.start}", "a UTF-8 text file") from None
     if not isinstance(document, dict):
         raise ConfigurationError(str(path), type(document).__name__, "a JSON object at the top")
     return document
@@ -173,7 +196,7 @@ def load_settings(environment: str | None = None, config_dir: Path | None = None
     try:
         return AppSettings.model_validate(document)
     except ValidationError as error:
-        raise configuration_error(error) from None
+        raise ConfigurationError.from_validation_error(error) from None
 
 
 def environment_variables() -> dict[str, Any]:
@@ -184,19 +207,9 @@ def environment_variables() -> dict[str, Any]:
         case_sensitive=False,
         env_nested_delimiter="__",
     )
-    parsed = source()
+    try:
+        parsed = source()
+    except SettingsError as error:  # e.g. a whole section given as malformed JSON
+        raise ConfigurationError("environment", NOT_SHOWN, f"valid values ({error})") from None
     aliases = {name: field.alias or name for name, field in AppSettings.model_fields.items()}
     return {aliases.get(key, key): value for key, value in parsed.items()}
-
-
-def configuration_error(error: ValidationError) -> ConfigurationError:
-    """The first validation error as `Section:Key`, the value given and what was expected."""
-    first = error.errors()[0]
-    key = ":".join(str(part) for part in first["loc"])
-    value = first.get("input")
-    expected = first["msg"].removeprefix("Value error, ")
-    if "timedelta" in first["type"] or "duration" in expected.lower():
-        expected = TIMESPAN_EXPECTED
-    if first["type"] == "extra_forbidden":
-        expected = "no such key (check the spelling)"
-    return ConfigurationError(key, value, expected)

@@ -15,6 +15,7 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/myapp.db"
 # How long a SQLite writer waits for another writer's lock before "database is locked".
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 REDACTED = "***"
+SECRET_QUERY_PARTS = ("password", "passwd", "pwd", "secret", "token", "key")
 
 _SQLITE_DRIVER = "sqlite+aiosqlite"
 _POSTGRES_DRIVER = "postgresql+asyncpg"
@@ -38,15 +39,19 @@ def normalize_url(url: str) -> URL:
 
 
 def redact_url(url: str | URL) -> str:
-    """The URL with its password masked, fit for logs and error messages."""
-    if isinstance(url, URL):
-        return url.render_as_string(hide_password=True)
+    """The URL with its password masked, in the user part and in query parameters such as
+    `?password=`, fit for logs and error messages."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = url if isinstance(url, URL) else make_url(url)
     except ArgumentError:
         # Unparseable: where a password would be is unknown, so show only the scheme.
-        scheme, separator, _ = url.partition("://")
+        scheme, separator, _ = str(url).partition("://")
         return f"{scheme}://{REDACTED}" if separator else REDACTED
+    query = {
+        key: REDACTED if any(part in key.lower() for part in SECRET_QUERY_PARTS) else value
+        for key, value in parsed.query.items()
+    }
+    return parsed.set(query=query).render_as_string(hide_password=True)
 
 
 def is_sqlite(url: str) -> bool:

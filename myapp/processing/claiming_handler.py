@@ -6,7 +6,7 @@ import functools
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from loguru import logger
@@ -39,6 +39,11 @@ class ClaimingHandler(ABC, Generic[M]):
     def completion_values(self, now: datetime) -> Mapping[str, Any]:
         """Extra columns set when items complete (e.g. `completed_at`)."""
         return {}
+
+    @property
+    def lease(self) -> timedelta:
+        """How long a claim lasts unrenewed; the engine renews held items well within it."""
+        return self.claim_spec().lease
 
     @functools.cached_property
     def claims(self) -> Claims[M]:

@@ -63,6 +63,8 @@ DEFAULT_RETRY_BASE = timedelta(seconds=10)
 DEFAULT_RETRY_CAP = timedelta(hours=1)
 DEFAULT_RETRY_JITTER = 0.2
 ERROR_TEXT_LIMIT = 2000
+# PostgreSQL allows 32,767 bind parameters per statement, SQLite 32,766.
+IDS_PER_STATEMENT = 10_000
 EXHAUSTED_ERROR = "attempts exhausted: the lease of the last attempt ran out before it finished"
 
 M = TypeVar("M", bound=ClaimColumns)
@@ -301,20 +303,23 @@ class Claims(Generic[M]):
         changes: Mapping[Any, Any],
         *extra: ColumnElement[bool],
     ) -> set[uuid.UUID]:
-        if not ids:
-            return set()
-        t = self._model
-        statement = (
-            update(self._spec.model)
-            .where(t.id.in_(list(ids)), self._owned(), *extra)
-            .values(dict(changes))
-            .returning(t.id)
-        )
-        result = await self._session.execute(
-            statement, execution_options={"synchronize_session": False}
-        )
-        won = set(result.scalars().all())
-        await self._session.commit()
+        """One statement per IDS_PER_STATEMENT ids (both databases cap bind parameters near
+        32k), one transaction for all of them; the ids this worker still held."""
+        t, won = self._model, set()
+        for start in range(0, len(ids), IDS_PER_STATEMENT):
+            chunk = list(ids[start : start + IDS_PER_STATEMENT])
+            statement = (
+                update(self._spec.model)
+                .where(t.id.in_(chunk), self._owned(), *extra)
+                .values(dict(changes))
+                .returning(t.id)
+            )
+            result = await self._session.execute(
+                statement, execution_options={"synchronize_session": False}
+            )
+            won.update(result.scalars().all())
+        if ids:
+            await self._session.commit()
         return won
 
     def _compare(self, left: M, right: M) -> int:

@@ -21,6 +21,9 @@ DEFAULT_MAX_CONCURRENCY = 4
 DEFAULT_SHUTDOWN_TIMEOUT = timedelta(seconds=30)
 DEFAULT_HEARTBEAT_INTERVAL = timedelta(seconds=30)
 QUEUE_SLOTS_PER_WORKER = 4
+# A lease is renewed this many times within its length, so one late heartbeat cannot lose it.
+LEASE_RENEWALS = 3
+MIN_HEARTBEAT_SECONDS = 0.05
 
 T = TypeVar("T")
 
@@ -121,24 +124,19 @@ class _Cycle:
             async with self.open_scope():
                 handler = registration.handler_factory()
                 if isinstance(handler, ClaimLifecycle):
-                    self.lifecycles[name] = HandlerLifecycle(registration, self.open_scope)
+                    lease = getattr(handler, "lease", None)
+                    self.lifecycles[name] = HandlerLifecycle(registration, self.open_scope, lease)
                 async with asyncio.timeout(_seconds(self.engine.fetch_timeout)):
                     items = list(await handler.fetch_work_items(quota))
+            fetched = len(items)
+            items = await self._within_quota(name, quota, items)
+            items = _without_duplicates(name, items, stats)  # needs a hashable `id` on each
         except Exception as error:
             stats.fetch_error = f"{type(error).__name__}: {error}"
             stats.finished = perf_counter()
             logger.opt(exception=error).error("Error fetching work items from handler {}", name)
             return
-        if len(items) > quota:
-            logger.warning(
-                "Handler '{}' returned {} items but max is {}. Truncating.", name, len(items), quota
-            )
-            stats.truncated = len(items) - quota
-            if name in self.lifecycles:  # claimed but dropped: give them back at once
-                await self.lifecycles[name].release(items[quota:])
-            items = items[:quota]
-        stats.filled_quota = len(items) >= quota
-        items = _without_duplicates(name, items, stats)
+        stats.filled_quota = fetched >= quota
         stats.fetched = len(items)
         stats.finished = perf_counter()
         self.held[name].update((id(item), item) for item in items)
@@ -149,6 +147,17 @@ class _Cycle:
             except QueueClosedError:  # stopping: what was not queued is released
                 await self._release(name, items[index:])
                 return
+
+    async def _within_quota(self, name: str, quota: int, items: list[Any]) -> list[Any]:
+        if len(items) <= quota:
+            return items
+        logger.warning(
+            "Handler '{}' returned {} items but max is {}. Truncating.", name, len(items), quota
+        )
+        self.stats[name].truncated = len(items) - quota
+        if name in self.lifecycles:  # claimed but dropped: give them back at once
+            await self.lifecycles[name].release(items[quota:])
+        return items[:quota]
 
     async def close_queue_after(self, fetches: Sequence[asyncio.Task[None]]) -> None:
         """Close the queue once every fetch is done; on a stop, give them the grace period."""
@@ -260,11 +269,19 @@ class _Cycle:
     # Leases: renew those of every held item (queued or running), release those never started.
 
     async def heartbeat(self) -> None:
-        interval = self.engine.heartbeat_interval.total_seconds()
         while True:
-            await asyncio.sleep(interval)
-            for name, lifecycle in self.lifecycles.items():
+            await asyncio.sleep(self._heartbeat_seconds())
+            for name, lifecycle in list(self.lifecycles.items()):
                 await lifecycle.extend(list(self.held[name].values()))
+
+    def _heartbeat_seconds(self) -> float:
+        """The configured interval, or more often if a handler's lease is short: every lease is
+        renewed LEASE_RENEWALS times before it could run out."""
+        intervals = [self.engine.heartbeat_interval.total_seconds()]
+        for lifecycle in list(self.lifecycles.values()):
+            if lifecycle.lease is not None:
+                intervals.append(lifecycle.lease.total_seconds() / LEASE_RENEWALS)
+        return max(min(intervals), MIN_HEARTBEAT_SECONDS)
 
     async def release_unstarted(self) -> None:
         for name, items in self.queue.take_remaining().items():

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
 from typing import Protocol, runtime_checkable
 
@@ -108,24 +109,20 @@ class Host:
             self._stopping_task.cancel("second signal")
 
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self.request_stop)
-        try:
+        with handle_stop_signals(self.request_stop):
             started: list[HostedService] = []
-            for service in self.services:
-                await service.start()
-                started.append(service)
-            await self._stop.wait()
-            self._stopping_task = asyncio.create_task(self._stop_all(started))
             try:
-                await self._stopping_task
-            except asyncio.CancelledError:
-                if self._signals < 2:
-                    raise
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
+                for service in self.services:
+                    await service.start()
+                    started.append(service)
+                await self._stop.wait()
+            finally:  # also when a service fails to start: stop those that did
+                self._stopping_task = asyncio.create_task(self._stop_all(started))
+                try:
+                    await self._stopping_task
+                except asyncio.CancelledError:
+                    if self._signals < 2:
+                        raise
 
     async def _stop_all(self, services: list[HostedService]) -> None:
         for service in reversed(services):
@@ -135,3 +132,38 @@ class Host:
                 raise
             except Exception:
                 logger.exception("Error stopping {}", type(service).__name__)
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def handle_stop_signals(on_signal: Callable[[], None]) -> Iterator[None]:
+    """Call `on_signal` on SIGINT/SIGTERM while inside (the caller counts repeats)."""
+    loop = asyncio.get_running_loop()
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        yield
+    finally:
+        for sig in STOP_SIGNALS:
+            loop.remove_signal_handler(sig)
+
+
+async def run_one_cycle(engine: WorkItemProcessingEngine) -> CycleReport:
+    """One cycle (`run --once`) that stops like the host: the first signal is a graceful stop
+    (unstarted items released), the second cancels what still runs."""
+    cycle = asyncio.ensure_future(engine.run_cycle())
+    signals = 0
+
+    def on_signal() -> None:
+        nonlocal signals
+        signals += 1
+        if signals == 1:
+            logger.info("Stopping the cycle (send the signal again to stop at once)")
+            engine.request_stop()
+        else:
+            cycle.cancel("second signal")
+
+    with handle_stop_signals(on_signal):
+        return await cycle

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
+from datetime import timedelta
 from typing import Any
 
 from loguru import logger
@@ -28,7 +29,14 @@ COMPLETION_BATCH_WINDOW_SECONDS = 0.005
 class HandlerLifecycle:
     """The lifecycle calls for one registration during one cycle."""
 
-    def __init__(self, registration: HandlerRegistration, open_scope: ScopeFactory) -> None:
+    def __init__(
+        self,
+        registration: HandlerRegistration,
+        open_scope: ScopeFactory,
+        lease: timedelta | None = None,
+    ) -> None:
+        self.lease = lease
+        """How long a claim lasts unrenewed (the handler's `lease`), if it says."""
         self._registration = registration
         self._open_scope = open_scope
         self._pending_completions: list[Any] = []

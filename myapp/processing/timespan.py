@@ -21,8 +21,17 @@ _SECONDS = re.compile(r"^\s*\d+(\.\d+)?\s*$")
 def parse_timespan(value: Any) -> Any:
     """Turn a .NET-style TimeSpan string (or a string of seconds) into a timedelta; leave
     anything else to pydantic."""
+    try:
+        return _parse(value)
+    except OverflowError:
+        raise ValueError(f"a duration under {timedelta.max.days:,} days: {EXPECTED}") from None
+
+
+def _parse(value: Any) -> Any:
     if isinstance(value, str) and _SECONDS.match(value):
         return timedelta(seconds=float(value))
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
     if isinstance(value, str):
         match = _TIMESPAN.match(value.strip())
         if match:
@@ -53,13 +62,13 @@ def format_timespan(value: timedelta) -> str:
 
 def _non_negative(value: timedelta) -> timedelta:
     if value < timedelta(0):
-        raise ValueError(f"must not be negative; expected {EXPECTED}")
+        raise ValueError(f"a duration that is not negative: {EXPECTED}")
     return value
 
 
 def _positive(value: timedelta) -> timedelta:
     if value <= timedelta(0):
-        raise ValueError(f"must be greater than zero; expected {EXPECTED}")
+        raise ValueError(f"a duration greater than zero: {EXPECTED}")
     return value
 
 

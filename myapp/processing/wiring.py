@@ -67,13 +67,7 @@ def handler_options(
     try:
         return options_model.model_validate(section or {})
     except ValidationError as error:
-        first = error.errors()[0]
-        field = ":".join(str(part) for part in first["loc"])
-        key = f"{SECTION_ROOT}:{name}:{field}" if field else f"{SECTION_ROOT}:{name}"
-        expected = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            expected = "no such key (check the spelling)"
-        raise ConfigurationError(key, first.get("input"), expected) from None
+        raise ConfigurationError.from_validation_error(error, f"{SECTION_ROOT}:{name}") from None
 
 
 def registration_from_options(

@@ -284,3 +284,18 @@ async def test_complete_only_wins_the_rows_this_worker_holds(
     assert {(await load(session_factory, id)).status for id in ids[2:]} == {
         ProcessingStatus.STARTED
     }
+
+
+async def test_writes_over_many_ids_are_split_into_statements_and_still_fenced(
+    session_factory: Factory, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Both databases cap bind parameters near 32k; a heartbeat may carry more held ids.
+    monkeypatch.setattr("myapp.processing.claims.IDS_PER_STATEMENT", 2)
+    ids = await add_photos(session_factory, clock, 5)
+    first, second = Worker(session_factory, clock, "w1"), Worker(session_factory, clock, "w2")
+    await first.claim(4)
+    await second.claim(1)
+
+    assert await first.extend(ids) == set(ids[:4])
+    assert await first.complete(ids) == set(ids[:4])
+    assert (await load(session_factory, ids[4])).status == ProcessingStatus.STARTED

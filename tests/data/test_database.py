@@ -52,7 +52,11 @@ def test_unsupported_urls_are_refused_without_their_password() -> None:
 
 @pytest.mark.parametrize(
     "url",
-    [f"postgresql://user:{SECRET}@db:5432/app", f"weird url user:{SECRET}@host"],
+    [
+        f"postgresql://user:{SECRET}@db:5432/app",
+        f"weird url user:{SECRET}@host",
+        f"postgresql://db/app?user=app&password={SECRET}&sslmode=require",
+    ],
 )
 def test_redact_url_masks_the_password(url: str) -> None:
     redacted = redact_url(url)

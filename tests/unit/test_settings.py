@@ -283,3 +283,59 @@ def test_secrets_are_not_shown_in_the_settings_repr(
     assert settings.azure_ai.api_key is not None
     assert settings.azure_ai.api_key.get_secret_value() == SECRET
     assert SECRET not in repr(settings)
+
+
+def test_a_byte_order_mark_is_accepted(config_dir: Path) -> None:
+    (config_dir / "appsettings.json").write_bytes(
+        b"\xef\xbb\xbf" + json.dumps({"IngestionService": {"PollInterval": "00:00:07"}}).encode()
+    )
+
+    assert load_settings(config_dir=config_dir).ingestion_service.poll_interval == timedelta(
+        seconds=7
+    )
+
+
+def test_a_file_that_is_not_utf8_is_a_configuration_error(config_dir: Path) -> None:
+    (config_dir / "appsettings.json").write_bytes(b'{"Logging": "caf\xe9"}')
+
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings(config_dir=config_dir)
+
+    assert "UTF-8" in raised.value.expected
+
+
+@pytest.mark.parametrize("text", ["99999999999999", "9999999999.00:00:00"])
+def test_a_duration_too_large_is_a_configuration_error(config_dir: Path, text: str) -> None:
+    error = error_for(config_dir, {"IngestionService": {"PollInterval": text}})
+
+    assert error.key == "IngestionService:PollInterval"
+    assert "days" in error.expected
+
+
+def test_a_malformed_json_section_in_the_environment_is_a_configuration_error(
+    config_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BackgroundProcessing", "{bad")
+
+    with pytest.raises(ConfigurationError):
+        load_settings(config_dir=config_dir)
+
+
+@pytest.mark.parametrize(
+    "url", ["Server=db;Database=app;Password=hunter2", "mysql://app:hunter2@db/app"]
+)
+def test_an_unusable_database_url_is_refused_without_its_password(
+    config_dir: Path, url: str
+) -> None:
+    error = error_for(config_dir, {"ConnectionStrings": {"Database": url}})
+
+    assert error.key == "ConnectionStrings:Database"
+    assert "postgresql://" in error.expected
+    assert "hunter2" not in str(error)
+
+
+def test_a_misspelt_key_never_repeats_its_value(config_dir: Path) -> None:
+    error = error_for(config_dir, {"AzureAI": {"ApiKye": "sk-live-SECRET123"}})
+
+    assert error.key == "AzureAI:ApiKye"
+    assert "SECRET123" not in str(error)

@@ -225,3 +225,61 @@ async def test_a_second_signal_cancels_running_items_at_once(logs: LogCapture) -
     assert cancelled == items_for("Work", 1)
     assert scopes.open_now == 0
     assert logs.containing("Stopping at once")
+
+
+class Recorder:
+    def __init__(self, name: str, journal: list[str], fail_start: bool = False) -> None:
+        self.name, self.journal, self.fail_start = name, journal, fail_start
+
+    async def start(self) -> None:
+        if self.fail_start:
+            raise RuntimeError(f"{self.name} cannot start")
+        self.journal.append(f"start {self.name}")
+
+    async def stop(self) -> None:
+        self.journal.append(f"stop {self.name}")
+
+
+async def test_a_service_that_fails_to_start_stops_those_already_started() -> None:
+    journal: list[str] = []
+    host = Host([Recorder("a", journal), Recorder("b", journal), Recorder("c", journal, True)])
+
+    async with asyncio.timeout(GUARD_S):
+        try:
+            await host.run()
+        except RuntimeError as error:
+            assert "c cannot start" in str(error)
+        else:
+            raise AssertionError("the start failure was swallowed")
+
+    assert journal == ["start a", "start b", "stop b", "stop a"]
+
+
+async def test_sigterm_during_run_once_is_a_graceful_stop_that_releases_unstarted_items() -> None:
+    from myapp.processing.hosting import run_one_cycle
+    from tests.unit.support import FakeClaimHandler
+
+    started = asyncio.Event()
+
+    async def slow(item: Any) -> None:
+        started.set()
+        await asyncio.sleep(0.3)
+
+    state = HandlerState("Slow", items_for("Slow", 5), process_hook=slow)
+    engine = WorkItemProcessingEngine(
+        [registration(state, FakeClaimHandler, max_items_per_cycle=5)], max_concurrency=1
+    )
+
+    async def terminate_once_started() -> None:
+        await started.wait()
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    killer = asyncio.create_task(terminate_once_started())
+    async with asyncio.timeout(GUARD_S):
+        report = await run_one_cycle(engine)
+    await killer
+
+    assert report.handlers["Slow"].succeeded == 1  # the running item finished
+    assert report.handlers["Slow"].released == 4
+    assert [len(items) for (items,) in state.calls("release")] == [4]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL

@@ -1,0 +1,145 @@
+"""Regressions found in review: bad items, stops with blocked fetches, heartbeats vs leases."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from myapp.processing import HandlerRegistration, WorkItemProcessingEngine
+
+
+@dataclass(frozen=True)
+class Item:
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+
+@dataclass
+class Journal:
+    processed: list[Any] = field(default_factory=list)
+    released: list[Any] = field(default_factory=list)
+    extended: list[float] = field(default_factory=list)
+
+
+class ClaimHandler:
+    """Claims `max_items` fresh items; records what the engine tells it."""
+
+    def __init__(self, journal: Journal, work: float = 0.0, lease: timedelta | None = None):
+        self.journal, self.work = journal, work
+        if lease is not None:
+            self.lease = lease
+
+    async def fetch_work_items(self, max_items: int) -> Sequence[Any]:
+        return [Item() for _ in range(max_items)]
+
+    async def process(self, item: Any) -> None:
+        await asyncio.sleep(self.work)
+        self.journal.processed.append(item)
+
+    async def complete(self, items: Sequence[Any]) -> None:
+        return None
+
+    async def fail(self, item: Any, error: BaseException) -> None:
+        return None
+
+    async def extend(self, items: Sequence[Any]) -> None:
+        self.journal.extended.append(asyncio.get_running_loop().time())
+        await asyncio.sleep(0.01)
+
+    async def release(self, items: Sequence[Any]) -> None:
+        self.journal.released.extend(items)
+
+
+class ItemsWithoutIds:
+    async def fetch_work_items(self, max_items: int) -> Sequence[Any]:
+        return [object()]
+
+    async def process(self, item: Any) -> None:
+        raise AssertionError("never called")
+
+
+async def test_a_handler_returning_items_without_ids_is_a_fetch_error_not_a_dead_cycle() -> None:
+    journal = Journal()
+    engine = WorkItemProcessingEngine(
+        [
+            HandlerRegistration(lambda: ClaimHandler(journal), name="Good"),
+            HandlerRegistration(ItemsWithoutIds, name="Bad"),
+        ]
+    )
+
+    report = await engine.run_cycle()
+
+    assert report.handlers["Good"].succeeded == 10
+    assert "AttributeError" in (report.handlers["Bad"].fetch_error or "")
+
+
+async def test_a_stop_wakes_fetches_blocked_on_a_full_queue_and_releases_their_items() -> None:
+    journal = Journal()
+    registrations = [
+        HandlerRegistration(
+            lambda: ClaimHandler(journal, work=1.0), name=f"H{n}", max_items_per_cycle=3
+        )
+        for n in range(6)
+    ]
+    engine = WorkItemProcessingEngine(
+        registrations, max_concurrency=1, queue_size=2, shutdown_timeout=timedelta(seconds=30)
+    )
+
+    cycle = asyncio.create_task(engine.run_cycle())
+    await asyncio.sleep(0.1)
+    engine.request_stop()
+    async with asyncio.timeout(10):  # far below the 30 s grace: nothing waits for it
+        report = await cycle
+
+    fetched = sum(s.fetched for s in report.handlers.values())
+    released = sum(s.released for s in report.handlers.values())
+    assert fetched == 18
+    assert report.succeeded + released == 18  # none lost: done or handed back
+    assert len(journal.released) == released
+
+
+async def test_a_short_lease_is_renewed_more_often_than_the_heartbeat_interval() -> None:
+    journal = Journal()
+    lease = timedelta(seconds=0.3)
+    engine = WorkItemProcessingEngine(
+        [HandlerRegistration(lambda: ClaimHandler(journal, work=1.0, lease=lease), name="Short")],
+        heartbeat_interval=timedelta(hours=1),
+    )
+
+    await engine.run_cycle()
+
+    assert len(journal.extended) >= 3  # ~every 0.1 s during the 1 s of work
+    gaps = [b - a for a, b in zip(journal.extended, journal.extended[1:], strict=False)]
+    assert max(gaps) < lease.total_seconds()
+
+
+async def test_a_scope_that_awaits_on_entry_does_not_break_the_heartbeat() -> None:
+    journal = Journal()
+    opened = 0
+
+    @contextlib.asynccontextmanager
+    async def slow_scope() -> AsyncIterator[None]:
+        nonlocal opened
+        opened += 1
+        if opened == 2:  # the second fetch registers its handler while the heartbeat runs
+            await asyncio.sleep(0.12)
+        yield
+
+    engine = WorkItemProcessingEngine(
+        [
+            HandlerRegistration(
+                lambda: ClaimHandler(journal, work=0.3), name=name, max_items_per_cycle=2
+            )
+            for name in ("A", "B")
+        ],
+        heartbeat_interval=timedelta(seconds=0.1),
+        scope_factory=slow_scope,
+    )
+
+    report = await engine.run_cycle()
+
+    assert report.succeeded == 4
