@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
@@ -51,7 +52,8 @@ def redact_url(url: str | URL) -> str:
         key: REDACTED if any(part in key.lower() for part in SECRET_QUERY_PARTS) else value
         for key, value in parsed.query.items()
     }
-    return parsed.set(query=query).render_as_string(hide_password=True)
+    rendered = parsed.set(query=query).render_as_string(hide_password=True)
+    return rendered.replace(quote(REDACTED, safe=""), REDACTED)
 
 
 def is_sqlite(url: str) -> bool:
