@@ -10,6 +10,8 @@ from myapp.cli_context import Context, format_table, prepare_database, run_async
 from myapp.data.models import ProductPhoto
 from myapp.processing.errors import PermanentError
 from myapp.processing.scope import Scope
+from myapp.vectorization.embeddings import EmbeddingServiceError
+from myapp.vectorization.images import ImageDownloadError
 from myapp.vectorization.query import embed_query_image
 from myapp.vectorization.similarity import find_similar
 
@@ -44,7 +46,13 @@ def similar(
 
     try:
         matches = run_async(context, search)
-    except (PermanentError, OSError) as error:
+    except (
+        PermanentError,
+        EmbeddingServiceError,
+        ImageDownloadError,
+        OSError,
+        ValueError,
+    ) as error:
         typer.echo(f"Cannot search with {image}: {error}", err=True)
         raise typer.Exit(1) from None
     rows = [

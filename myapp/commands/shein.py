@@ -37,7 +37,7 @@ def submit(
 
     try:
         batch_id = run_async(context, submit_batch)
-    except (ScrapeError, DuplicateBatchError) as error:
+    except (ScrapeError, DuplicateBatchError, ValueError) as error:
         typer.echo(f"Not submitted: {error}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"Queued batch {batch_id}")
