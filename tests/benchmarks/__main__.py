@@ -64,9 +64,13 @@ def render(sections: list[tuple[str, list[dict[str, Any]]]]) -> str:
     ]
     for title, rows in sections:
         lines += [f"## {title}", "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-        lines += ["| " + " | ".join(str(r.get(c, "")) for c in COLUMNS) + " |" for r in rows]
+        lines += ["| " + " | ".join(_cell(r.get(c)) for c in COLUMNS) + " |" for r in rows]
         lines.append("")
     return "\n".join([*lines, READING])
+
+
+def _cell(value: Any) -> str:
+    return "-" if value is None or value == "" else str(value)
 
 
 if __name__ == "__main__":
