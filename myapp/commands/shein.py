@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Annotated
 
@@ -9,7 +10,7 @@ import typer
 
 from myapp.cli_context import Context, format_table, prepare_database, run_async
 from myapp.processing.scope import Scope
-from myapp.scraping.batches import DuplicateBatchError, list_batches, submit_cookie_file
+from myapp.scraping.batches import BatchError, list_batches, requeue_batch, submit_cookie_file
 from myapp.scraping.errors import ScrapeError
 
 shein_app = typer.Typer(help="Shein order scraping: submit cookie files, list batches.")
@@ -37,7 +38,7 @@ def submit(
 
     try:
         batch_id = run_async(context, submit_batch)
-    except (ScrapeError, DuplicateBatchError, ValueError) as error:
+    except (ScrapeError, BatchError, ValueError) as error:
         typer.echo(f"Not submitted: {error}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"Queued batch {batch_id}")
@@ -69,3 +70,26 @@ def batches(ctx: typer.Context) -> None:
     rows = run_async(context, summaries)
     header = ("BATCH", "STATUS", "SUPPLIER", "STARTED", "COMPLETED", "ORDERS", "FAILED", "ERROR")
     typer.echo(format_table(header, rows))
+
+
+@shein_app.command()
+def retry(
+    ctx: typer.Context,
+    batch_id: Annotated[uuid.UUID, typer.Argument(help="A Completed or Failed batch.")],
+) -> None:
+    """Queue a finished batch to be scraped again: failed orders are retried, staged orders
+    updated in place, imported orders left alone."""
+    context: Context = ctx.obj
+
+    async def requeue() -> None:
+        await prepare_database(context)
+        container = context.container
+        async with Scope():
+            await requeue_batch(container.database.session(), batch_id, container.core.clock())
+
+    try:
+        run_async(context, requeue)
+    except BatchError as error:
+        typer.echo(f"Not queued: {error}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"Queued batch {batch_id} again")

@@ -1,8 +1,11 @@
 """BlobCleanup: delete blobs older than `MaxAge` from one container.
 
-Items are the blobs themselves (no table): fetch lists blobs created before `clock() - MaxAge`,
-process deletes one. Deleting is idempotent (a blob already gone is done) and conditional on the
-blob being unchanged since it was listed, so a blob rewritten in between is never deleted.
+Items are the blobs themselves (no table): fetch lists blobs created and last written before
+`clock() - MaxAge` (and with no snapshot taken since), process deletes one. Deleting is
+idempotent (a blob already gone is done) and conditional on the blob being unchanged since it
+was listed, so a blob rewritten in between is never deleted. A blob the service refuses to
+delete (a lease, a legal hold) is a warning once, then skipped by listings until MaxAge has
+passed again (`BlobStore` remembers it), so it cannot hold the cleanup back.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from pydantic import Field
 from myapp.processing.options import HandlerOptions
 from myapp.processing.timespan import PositiveTimeSpan
 from myapp.processing.work_item import ProcessorPurpose
-from myapp.storage.blobs import BlobInfo, BlobStore
+from myapp.storage.blobs import BlobStore, DeleteOutcome
+from myapp.storage.listing import BlobInfo
 
 HANDLER_NAME = "BlobCleanup"
 PURPOSE = ProcessorPurpose.INTERNAL
@@ -64,19 +68,18 @@ class BlobCleanupHandler:
 
     async def fetch_work_items(self, max_items: int) -> Sequence[ExpiredBlob]:
         cutoff = self._clock() - self._options.max_age
-        blobs = await self._blobs.list_created_before(
-            self._options.container_name, cutoff, max_items
-        )
+        blobs = await self._blobs.list_older_than(self._options.container_name, cutoff, max_items)
         return [ExpiredBlob.of(blob) for blob in blobs]
 
     async def process(self, item: ExpiredBlob) -> None:
-        deleted = await self._blobs.delete_if_unchanged(item.blob)
+        outcome = await self._blobs.delete_if_unchanged(item.blob, now=self._clock())
         log = logger.bind(handler=HANDLER_NAME, item_id=str(item.id), container=item.blob.container)
-        if deleted:
+        if outcome is DeleteOutcome.DELETED:
             log.info(
                 "Deleted blob {name} (created {created_at:%Y-%m-%d %H:%M:%S})",
                 name=item.name,
                 created_at=item.blob.created_at,
             )
-        else:
+        elif outcome is DeleteOutcome.GONE:
             log.debug("Blob {name} was already gone", name=item.name)
+        # CHANGED and REFUSED: the store has said why the blob was kept.

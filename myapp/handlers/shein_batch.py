@@ -10,6 +10,7 @@ otherwise (the site down, rate limits).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
@@ -42,6 +43,9 @@ DEFAULT_BASE_URL = "https://shein.com"
 # A batch of a few hundred orders at the default 2 s delay takes minutes; the engine renews it.
 DEFAULT_CLAIM_LEASE = timedelta(minutes=10)
 MIN_PAGE_BYTES = 64 * 1024
+# What an HTTP/1.1 header can carry (RFC 9110): a token name, visible ASCII and spaces as value.
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEADER_VALUE = re.compile(r"[\x20-\x7E]*")
 
 
 class SheinOptions(HandlerOptions):
@@ -63,6 +67,17 @@ class SheinOptions(HandlerOptions):
     @classmethod
     def _http_site(cls, value: str) -> str:
         return Site.parse(value).base_url
+
+    @field_validator("extra_headers")
+    @classmethod
+    def _sendable_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        # Refused at start-up: otherwise every request of every batch fails inside httpx.
+        for name, value in headers.items():
+            if not _HEADER_NAME.fullmatch(name):
+                raise ValueError(f"header name {name!r} is not an HTTP token")
+            if not _HEADER_VALUE.fullmatch(value):
+                raise ValueError(f"header {name} must be printable ASCII text")
+        return headers
 
     def scraper_settings(self) -> ScraperSettings:
         return ScraperSettings(

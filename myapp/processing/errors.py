@@ -16,7 +16,17 @@ class PermanentError(Exception):
     """
 
 
-SECRET_KEY_PARTS = ("apikey", "password", "secret", "connectionstring", "accountkey", "token")
+SECRET_KEY_PARTS = (
+    "apikey",
+    "password",
+    "secret",
+    "connectionstring",
+    "accountkey",
+    "token",
+    "authorization",
+    "cookie",
+    "headers",
+)
 NOT_SHOWN: Any = object()
 """A value that is never repeated (an unknown key's value may be a misplaced secret)."""
 

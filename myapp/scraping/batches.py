@@ -1,16 +1,23 @@
-"""Submitting cookie files as Shein batches, and listing batches: the services behind the CLI."""
+"""Submitting cookie files as Shein batches, listing them, and queueing one again: the services
+behind the CLI.
+
+Errors are `BatchError`s with a message fit for a terminal: never a cookie value, never the
+database's own message (SQLAlchemy's carries the statement's parameters, the cookie file among
+them).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,15 +33,39 @@ from myapp.scraping.shein import SUPPLIER_NAME
 
 BATCH_PROCESSOR_NAME = "Shein"
 DEFAULT_SUPPLIER_NAME = SUPPLIER_NAME
+REQUEUEABLE_STATUSES = (ProcessingStatus.COMPLETED, ProcessingStatus.FAILED)
+# SQLite's messages for constraint failures name the constraint kind and columns, never values.
+_SQLITE_CONSTRAINT = re.compile(r"[A-Z][A-Z ]* constraint failed(: [\w.]+(, [\w.]+)*)?")
 
 
-class DuplicateBatchError(Exception):
+class BatchError(Exception):
+    """A batch operation was refused or failed; the message says why."""
+
+
+class DuplicateBatchError(BatchError):
     def __init__(self, batch_id: uuid.UUID, status: ProcessingStatus) -> None:
         super().__init__(
             f"this cookie file was already submitted as batch {batch_id} (status {status.value})"
         )
         self.batch_id = batch_id
         self.status = status
+
+
+class SubmitError(BatchError):
+    """The batch could not be saved (a database constraint refused it)."""
+
+
+class RequeueError(BatchError):
+    """The batch cannot be queued again in its current state."""
+
+    def __init__(self, message: str, batch_id: uuid.UUID, status: ProcessingStatus | None) -> None:
+        super().__init__(message)
+        self.batch_id = batch_id
+        self.status = status
+
+
+class BatchNotFoundError(RequeueError):
+    """No Shein batch (not deleted) has that id."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +89,8 @@ async def submit_cookie_file(
     """A new Queued Shein batch for the cookie file at `path` (committed).
 
     Raises `CookieFileError` for a file that cannot be read or is not a cookie file,
-    `CookiesExpiredError` for expired cookies, `DuplicateBatchError` for a file already submitted.
+    `CookiesExpiredError` for expired cookies, `DuplicateBatchError` for a file already submitted,
+    `SubmitError` when the database refuses the batch for another reason.
     """
     try:
         contents = await asyncio.to_thread(path.read_bytes)
@@ -71,24 +103,37 @@ async def submit_cookie_file(
     CookieFile.from_json(text).ensure_not_expired(now)
     file_hash = hashlib.sha256(contents).hexdigest()
     await _refuse_duplicate(session, file_hash)
-    supplier = await _supplier(session, (supplier_name or DEFAULT_SUPPLIER_NAME).strip())
-    batch = StagingBatch(
-        batch_processor_name=BATCH_PROCESSOR_NAME,
-        supplier_id=supplier.id,
-        started_at=now,
-        file_hash=file_hash,
-        status=ProcessingStatus.QUEUED,
-        file_contents=text,
-    )
-    session.add(batch)
     try:
+        supplier = await _supplier(session, (supplier_name or DEFAULT_SUPPLIER_NAME).strip())
+        batch = StagingBatch(
+            batch_processor_name=BATCH_PROCESSOR_NAME,
+            supplier_id=supplier.id,
+            started_at=now,
+            file_hash=file_hash,
+            status=ProcessingStatus.QUEUED,
+            file_contents=text,
+        )
+        session.add(batch)
         await session.commit()
-    except IntegrityError:
-        # Submitted by someone else between our check and our insert.
-        await session.rollback()
-        await _refuse_duplicate(session, file_hash)
-        raise
-    return batch
+    except IntegrityError as error:
+        constraint = _violated_constraint(error)
+    else:
+        return batch
+    # Outside the `except`: the errors below must not chain the IntegrityError, whose text holds
+    # the INSERT's parameters (the cookie file) and would print with their traceback.
+    await session.rollback()
+    await _refuse_duplicate(session, file_hash)  # submitted by someone else since our check
+    raise SubmitError(f"could not save the batch: {constraint}")
+
+
+def _violated_constraint(error: IntegrityError) -> str:
+    """Which constraint refused the write, from the driver's fields, never from the statement."""
+    driver_error = error.orig.__cause__ if error.orig is not None else None  # asyncpg's own
+    name = getattr(driver_error, "constraint_name", None)
+    if isinstance(name, str) and name:
+        return f"constraint {name} was violated"
+    match = _SQLITE_CONSTRAINT.fullmatch(str(error.orig))
+    return match.group(0) if match else "a database constraint was violated"
 
 
 async def _refuse_duplicate(session: AsyncSession, file_hash: str) -> None:
@@ -113,6 +158,67 @@ async def _supplier(session: AsyncSession, name: str) -> Supplier:
         session.add(supplier)
         await session.flush()
     return supplier
+
+
+async def requeue_batch(
+    session: AsyncSession, batch_id: uuid.UUID, clock: Callable[[], datetime]
+) -> StagingBatch:
+    """Put a Completed or Failed Shein batch back in the queue for another scrape (committed).
+
+    Its claim bookkeeping and errors are cleared and `started_at` is now, so it waits behind the
+    batches already queued. Scraping it again upserts: staged orders are updated, failed ones
+    retried, imported ones left alone. Raises `BatchNotFoundError` for an unknown (or deleted)
+    batch, `RequeueError` for one that is Queued or Started (or Cancelled).
+    """
+    now = clock()
+    # One conditional UPDATE: a worker claiming the batch meanwhile makes it match nothing.
+    statement = (
+        update(StagingBatch)
+        .where(
+            StagingBatch.id == batch_id,
+            StagingBatch.batch_processor_name == BATCH_PROCESSOR_NAME,
+            StagingBatch.deleted_at.is_(None),
+            StagingBatch.status.in_(REQUEUEABLE_STATUSES),
+        )
+        .values(
+            status=ProcessingStatus.QUEUED,
+            attempts=0,
+            next_attempt_at=None,
+            locked_by=None,
+            locked_until=None,
+            last_error=None,
+            error_message=None,
+            completed_at=None,
+            started_at=now,
+            updated_at=now,
+        )
+        .returning(StagingBatch.id)
+        .execution_options(synchronize_session=False)
+    )
+    requeued = (await session.execute(statement)).scalar_one_or_none()
+    if requeued is None:
+        await session.rollback()
+        raise await _requeue_refusal(session, batch_id)
+    await session.commit()
+    return await session.get_one(StagingBatch, batch_id, populate_existing=True)
+
+
+async def _requeue_refusal(session: AsyncSession, batch_id: uuid.UUID) -> RequeueError:
+    status = await session.scalar(
+        select(StagingBatch.status).where(
+            StagingBatch.id == batch_id,
+            StagingBatch.batch_processor_name == BATCH_PROCESSOR_NAME,
+            StagingBatch.deleted_at.is_(None),
+        )
+    )
+    if status is None:
+        return BatchNotFoundError(f"there is no Shein batch {batch_id}", batch_id, None)
+    reasons = {
+        ProcessingStatus.QUEUED: "it is already waiting to be scraped",
+        ProcessingStatus.STARTED: "a worker is scraping it now",
+    }
+    reason = reasons.get(status, "only a Completed or Failed batch can be scraped again")
+    return RequeueError(f"batch {batch_id} is {status.value}: {reason}", batch_id, status)
 
 
 async def list_batches(session: AsyncSession) -> list[BatchSummary]:

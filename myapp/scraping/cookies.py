@@ -7,11 +7,16 @@ The collector app writes camelCase JSON:
 Cookie values are secrets: they are held as `SecretStr`, so they show as `**********` in a
 repr, a log line or a plain dump, and error messages are built from field paths and reasons
 only, never from the input.
+
+Names and values are checked against RFC 6265 when the file is read: a character a `Cookie:`
+header cannot carry (`é`, a line break) would otherwise fail every request inside the HTTP
+library with an error quoting the value, and be retried as if the site were down.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +30,7 @@ from pydantic import (
     SerializationInfo,
     ValidationError,
     field_serializer,
+    field_validator,
 )
 from pydantic.alias_generators import to_camel
 
@@ -33,6 +39,11 @@ from myapp.scraping.errors import CookieFileError, CookiesExpiredError
 DEFAULT_COOKIE_PATH = "/"
 # Saving is the one place a cookie value is written out in clear; it asks for it by name.
 _REVEAL_SECRETS = "reveal_cookie_values"
+# RFC 6265 4.1.1: a cookie-name is an RFC 2616 token; a cookie-value is cookie-octets, optionally
+# in double quotes (US-ASCII without controls, whitespace, DQUOTE, comma, semicolon, backslash).
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_COOKIE_OCTETS = r"[\x21\x23-\x2B\x2D-\x3A\x3C-\x5B\x5D-\x7E]*"
+_COOKIE_VALUE = re.compile(f'{_COOKIE_OCTETS}|"{_COOKIE_OCTETS}"')
 
 
 class _CamelModel(BaseModel):
@@ -48,6 +59,27 @@ class Cookie(_CamelModel):
     http_only: bool = False
     expires: datetime | None = None
     same_site: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _token_name(cls, name: str) -> str:
+        if not _TOKEN.fullmatch(name):
+            raise ValueError(
+                "a cookie name must be ASCII letters, digits and !#$%&'*+-.^_`|~ "
+                "(RFC 6265: no spaces, separators, control or non-ASCII characters)"
+            )
+        return name
+
+    @field_validator("value")
+    @classmethod
+    def _cookie_octets(cls, value: SecretStr) -> SecretStr:
+        # The message says what is allowed, never which character or where: it is a secret.
+        if not _COOKIE_VALUE.fullmatch(value.get_secret_value()):
+            raise ValueError(
+                "a cookie value must be printable ASCII without spaces, quotes, commas, "
+                "semicolons or backslashes (RFC 6265 cookie-octets)"
+            )
+        return value
 
     @field_serializer("value")
     def _serialize_value(self, value: SecretStr, info: SerializationInfo) -> str:
@@ -114,8 +146,14 @@ def _describe(error: ValidationError) -> str:
     """Where and why, never the offending value (it may be a cookie)."""
     problems = []
     for detail in error.errors(include_input=False, include_url=False):
-        location = ".".join(str(part) for part in detail["loc"]) or "(root)"
+        # A key may hold a line break or a control character: shown escaped, never raw.
+        location = ".".join(_printable(part) for part in detail["loc"]) or "(root)"
         problems.append(f"{location}: {detail['msg']}")
     shown = "; ".join(problems[:5])
     more = len(problems) - 5
     return shown + (f"; and {more} more" if more > 0 else "")
+
+
+def _printable(part: str | int) -> str:
+    text = str(part)
+    return text if text.isprintable() else repr(text)

@@ -3,7 +3,9 @@
 The pages are about a megabyte of scripts and CSS with the data in one inline script. We find the
 assignment and let `json.JSONDecoder.raw_decode` read exactly one value from there: no regex over
 the JSON, no HTML parser, and the script after the value is never looked at.
-Numbers with a fraction decode as `Decimal`, so money never passes through a float.
+Numbers with a fraction decode as `Decimal`, so money never passes through a float. Numbers no
+page sensibly holds (a hundred digits, `1e1000000`) are refused while decoding: turning such a value
+into an `int` later would build a million-digit integer and freeze the event loop for minutes.
 """
 
 from __future__ import annotations
@@ -20,11 +22,38 @@ VARIABLE_NAME = "gbRawData"
 # the regex engine from scanning for the literal "var" and makes the search ~100x slower on a
 # 1 MB page; `_find_assignment` checks the word boundary itself.
 _ASSIGNMENT = re.compile(r"var\s+" + VARIABLE_NAME + r"\s*=\s*")
-_DECODER = json.JSONDecoder(parse_float=Decimal)
+# Far beyond any price, quantity, id or unix time in milliseconds, far below a slow number.
+MAX_NUMBER_LENGTH = 100
+MAX_NUMBER_EXPONENT = 100
+SHOWN_NUMBER_LENGTH = 30
 
 
 class GbRawDataError(PageParseError):
     """The page has no usable `gbRawData`."""
+
+
+class _AbsurdNumber(ValueError):
+    def __init__(self, literal: str) -> None:
+        super().__init__(literal)
+        self.literal = literal
+
+
+def _bounded_float(literal: str) -> Decimal:
+    if len(literal) > MAX_NUMBER_LENGTH:
+        raise _AbsurdNumber(literal)
+    number = Decimal(literal)
+    if abs(number.adjusted()) > MAX_NUMBER_EXPONENT:
+        raise _AbsurdNumber(literal)
+    return number
+
+
+def _bounded_int(literal: str) -> int:
+    if len(literal) > MAX_NUMBER_LENGTH:
+        raise _AbsurdNumber(literal)
+    return int(literal)
+
+
+_DECODER = json.JSONDecoder(parse_float=_bounded_float, parse_int=_bounded_int)
 
 
 def extract_gb_raw_data(page: str) -> dict[str, Any]:
@@ -42,6 +71,8 @@ def extract_gb_raw_data(page: str) -> dict[str, Any]:
         raise _decode_error(page, start, error) from None
     except RecursionError:
         raise GbRawDataError(f"{VARIABLE_NAME} is nested too deeply to decode") from None
+    except _AbsurdNumber as error:
+        raise _number_error(error.literal) from None
     if not isinstance(value, dict):
         raise GbRawDataError(f"{VARIABLE_NAME} is {_json_type(value)}, expected a JSON object")
     return value
@@ -70,6 +101,16 @@ def _decode_error(page: str, start: int, error: json.JSONDecodeError) -> GbRawDa
     return GbRawDataError(
         f"{VARIABLE_NAME} is not valid JSON (truncated or not JSON): {error.msg}, "
         f"character {offset} of its value (page line {error.lineno}, column {error.colno})"
+    )
+
+
+def _number_error(literal: str) -> GbRawDataError:
+    shown = literal
+    if len(literal) > SHOWN_NUMBER_LENGTH:
+        shown = f"{literal[:SHOWN_NUMBER_LENGTH]}... ({len(literal):,} characters)"
+    return GbRawDataError(
+        f"{VARIABLE_NAME} holds the number {shown}, beyond any sane value (at most "
+        f"{MAX_NUMBER_LENGTH} characters and an exponent of {MAX_NUMBER_EXPONENT}): refused"
     )
 
 

@@ -12,6 +12,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False)
+
 
 @dataclass(frozen=True, slots=True)
 class Page:
@@ -85,13 +87,46 @@ class ScrapeResult:
 
 
 def to_raw_json(value: Any) -> str:
-    """JSON text of a decoded page fragment, kept on the staging row as the source record."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_decimal_number)
+    """JSON text of a decoded page fragment, kept on the staging row as the source record.
+
+    A `Decimal` is written as the JSON number it was on the page, digit for digit (`1.50` stays
+    `1.50`): the standard encoder would write it through a float. The decoder bounds how long a
+    number can be, so its text is short.
+    """
+    parts: list[str] = []
+    _write_json(value, parts)
+    return "".join(parts)
 
 
-def _decimal_number(value: object) -> object:
-    # Fractional numbers were decoded as Decimal; written back as the JSON number they were.
-    # (Money fields are read from the decoded Decimal, never from this text.)
+def _write_json(value: Any, parts: list[str]) -> None:
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+        parts.append(_decimal_number(value))
+    elif isinstance(value, dict):
+        parts.append("{")
+        for index, (key, member) in enumerate(value.items()):
+            if not isinstance(key, str):
+                raise TypeError(f"JSON object keys are strings, not {type(key).__name__}")
+            parts.append("," if index else "")
+            parts.append(_plain_json(key))
+            parts.append(":")
+            _write_json(member, parts)
+        parts.append("}")
+    elif isinstance(value, list | tuple):
+        parts.append("[")
+        for index, member in enumerate(value):
+            parts.append("," if index else "")
+            _write_json(member, parts)
+        parts.append("]")
+    else:
+        parts.append(_plain_json(value))  # str, int, bool, None: the standard encoding
+
+
+def _plain_json(value: object) -> str:
+    return _ENCODER.encode(value)
+
+
+def _decimal_number(value: Decimal) -> str:
+    # str() of a finite Decimal is always a valid JSON number ("1.50", "-0.0", "1E+5", "1E-7").
+    if not value.is_finite():
+        raise ValueError(f"{value} is not a JSON number")
+    return str(value)

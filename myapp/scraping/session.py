@@ -43,6 +43,11 @@ DEFAULT_RETRY_MAX_WAIT = timedelta(seconds=60)
 MAX_REDIRECTS = 5
 RETRY_JITTER = 0.2
 _RETRYABLE_STATUSES = frozenset({429}) | frozenset(range(500, 600))
+_PERMANENT_REQUEST_ERRORS = (
+    httpx.LocalProtocolError,  # a header our side cannot send (e.g. a line break in it)
+    httpx.UnsupportedProtocol,
+    httpx.DecodingError,  # a body that does not decode as its Content-Encoding says
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -136,7 +141,17 @@ class ScraperSession(AsyncClosing):
             ) from None
         except httpx.TooManyRedirects:
             raise PageFetchError(f"too many redirects fetching {url}") from None
-        except httpx.RequestError as error:  # network, protocol and content-decoding errors
+        except _PERMANENT_REQUEST_ERRORS as error:
+            # Our request cannot be sent as built, or the answer cannot be decoded: the same
+            # again later fails the same way. The type only: the text may quote a header.
+            raise PageFetchError(f"could not fetch {url}: {type(error).__name__}") from None
+        except UnicodeEncodeError:
+            # A header (a cookie, an ExtraHeaders entry) is not ASCII. The error's own text
+            # quotes the character and its position in the header: never shown.
+            raise PageFetchError(
+                f"could not fetch {url}: a request header or cookie is not ASCII text"
+            ) from None
+        except httpx.RequestError as error:  # network errors and the server breaking protocol
             raise PageFetchError(
                 f"could not fetch {url}: {type(error).__name__}", permanent=False
             ) from None

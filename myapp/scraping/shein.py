@@ -17,6 +17,7 @@ from urllib.parse import quote
 from myapp.scraping import shein_fields as fields
 from myapp.scraping.errors import PageParseError
 from myapp.scraping.gb_raw_data import extract_gb_raw_data
+from myapp.scraping.limits import ITEM_REFERENCE_LENGTH, check_length
 from myapp.scraping.orders import (
     OrderItem,
     OrderList,
@@ -129,6 +130,7 @@ def parse_item(item: object, index: int, site: Site) -> OrderItem:
     product = fields.mapping(item.get("product"))
     sku = fields.first_text(product.get("goods_sn"), item.get("goods_sn"))
     if sku is not None:
+        check_length(sku, ITEM_REFERENCE_LENGTH, f"{label} goods_sn")
         label = f"{label} ({fields.show(sku)})"
     name = fields.first_text(product.get("goods_name"), item.get("goods_name"))
     if name is None:

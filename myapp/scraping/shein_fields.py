@@ -19,6 +19,10 @@ SHOWN_VALUE_LENGTH = 40
 # Bounds that keep a nonsense value from a page out of the staging tables' numeric columns.
 MAX_PRICE = Decimal(10) ** 12
 MAX_QUANTITY = 1_000_000
+# 9999-12-31T23:59:59Z: checked before `int()`, which on `1E+1000000` would take minutes.
+MAX_UNIX_TIME = Decimal(253_402_300_799)
+# A numeric string longer than this is no price, quantity or time (and is slow to convert).
+MAX_NUMBER_TEXT_LENGTH = 100
 _NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")
 
 
@@ -58,6 +62,8 @@ def unix_time(value: object, field: str) -> datetime | None:
     number = _decimal(value)
     if number is None or number < 0:
         raise PageParseError(f"{field} {show(value)} is not a time in unix seconds")
+    if number > MAX_UNIX_TIME:
+        raise PageParseError(f"{field} {show(value)} is out of range for a time (years 1970-9999)")
     try:
         return datetime.fromtimestamp(int(number), UTC)
     except (OverflowError, OSError, ValueError):
@@ -103,7 +109,11 @@ def _decimal(value: object) -> Decimal | None:
         return None
     if isinstance(value, int | Decimal):
         number = Decimal(value)
-    elif isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+    elif (
+        isinstance(value, str)
+        and len(value) <= MAX_NUMBER_TEXT_LENGTH
+        and _NUMBER.fullmatch(value.strip())
+    ):
         number = Decimal(value.strip())
     else:
         return None

@@ -23,6 +23,7 @@ from myapp.data.models import (
     StagingPurchaseOrder,
     StagingPurchaseOrderItem,
 )
+from myapp.scraping.limits import ORDER_REFERENCE_LENGTH
 from myapp.scraping.orders import FailedOrder, OrderOutcome, ScrapedOrder
 
 _UPSERT_INSERTS: dict[str, Callable[..., Any]] = {
@@ -63,6 +64,7 @@ async def _upsert_order(
     now: datetime,
 ) -> uuid.UUID | None:
     """The staged order's id, or None when the existing row is kept as it is."""
+    reference = outcome.reference
     if isinstance(outcome, ScrapedOrder):
         values: dict[str, Any] = {
             "order_date": outcome.placed_at,
@@ -72,6 +74,9 @@ async def _upsert_order(
         }
         keep_existing: ColumnElement[bool] = StagingPurchaseOrder.is_imported.is_(True)
     else:
+        # A failure may be that the order number is too long: it is recorded under its first
+        # characters (its error says so) rather than failing the whole batch's insert.
+        reference = reference[:ORDER_REFERENCE_LENGTH]
         values = {
             "order_date": outcome.placed_at,
             "raw_data": None,
@@ -87,7 +92,7 @@ async def _upsert_order(
         .values(
             id=uuid.uuid4(),
             batch_id=batch_id,
-            supplier_reference=outcome.reference,
+            supplier_reference=reference,
             created_at=now,
             updated_at=now,
             **values,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import httpx
 
@@ -58,11 +58,29 @@ class Site:
             self.port,
         )
         under_base = path == self.base_path or path.startswith(self.base_path + "/")
-        if not (same_origin and under_base):
+        if not (same_origin and under_base and self._resolves_under_base(path)):
             shown = target.copy_with(query=None, fragment=None)
             raise UnsafeUrlError(
                 f"refusing to request {shown}: it is outside the configured site {self.base_url}"
             )
+
+    def _resolves_under_base(self, raw_path: str) -> bool:
+        """Whether the path stays under the base path however a server reads it: `%2e%2e` is
+        `..` once decoded, and a lenient server also splits on a decoded `%2F` or a backslash."""
+        base = _resolved_segments(self.base_path)
+        return _resolved_segments(raw_path)[: len(base)] == base
+
+
+def _resolved_segments(raw_path: str) -> list[str]:
+    """The path's segments after percent-decoding and removing dot segments (RFC 3986 5.2.4)."""
+    segments: list[str] = []
+    for segment in unquote(raw_path).replace("\\", "/").split("/"):
+        if segment == "..":
+            if segments:
+                segments.pop()
+        elif segment not in ("", "."):
+            segments.append(segment)
+    return segments
 
 
 def path_segment(value: str, what: str) -> str:

@@ -2,8 +2,8 @@
 
 A subclass says where the pages are and how to read them; the base does the walking. The list
 page failing fails the whole scrape (there is nothing to walk); one order failing (an HTTP error,
-a page that does not parse, an order number that cannot be put in a URL) becomes a `FailedOrder`
-with a readable error and the other orders go on.
+a page that does not parse, an order number that cannot be put in a URL or is longer than staging
+holds) becomes a `FailedOrder` with a readable error and the other orders go on.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Protocol
 from loguru import logger
 
 from myapp.scraping.errors import PageParseError, ScrapeError
+from myapp.scraping.limits import ORDER_REFERENCE_LENGTH, check_length
 from myapp.scraping.orders import (
     FailedOrder,
     OrderList,
@@ -73,6 +74,8 @@ class WebScraper(ABC):
     async def _scrape_order(self, summary: OrderSummary) -> OrderOutcome:
         log = logger.bind(supplier=self.supplier_name, order=summary.reference)
         try:
+            # An order number staging cannot hold fails here, before its page is fetched.
+            check_length(summary.reference, ORDER_REFERENCE_LENGTH, "order number")
             url = self.order_detail_url(summary)
             page = await self._pages.get_page(url)
             try:

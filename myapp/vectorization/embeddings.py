@@ -95,7 +95,7 @@ class AzureImageEmbedder(AsyncClosing):
             raise EmbeddingServiceError(
                 f"Azure AI image embeddings returned {len(items)} vectors for {len(images)} images"
             )
-        return [_as_vector(item.embedding) for item in items]
+        return _checked_vectors([item.embedding for item in items])
 
     def _classify(self, error: HttpResponseError) -> Exception:
         status = error.status_code
@@ -125,7 +125,38 @@ def _error_detail(error: HttpResponseError) -> str:
     return (str(message or "no details") or "").strip()[:MAX_ERROR_DETAIL]
 
 
-def _as_vector(embedding: str | Sequence[float]) -> Vector:
-    if isinstance(embedding, str):  # encoding_format=base64: little-endian float32 bytes
-        return np.frombuffer(base64.b64decode(embedding), dtype=VECTOR_DTYPE).copy()
-    return np.asarray(embedding, dtype=VECTOR_DTYPE)
+def _checked_vectors(embeddings: Sequence[str | Sequence[float]]) -> list[Vector]:
+    """The vectors as float32, or EmbeddingServiceError when the service sent something unusable.
+
+    Garbage from the service is the service's problem (a retry may well get good vectors), so it
+    is transient, but it is never stored: empty vectors, NaN or infinite values (including
+    numbers beyond float32's range) and vectors of differing lengths are refused.
+    """
+    vectors = [_as_vector(embedding, index) for index, embedding in enumerate(embeddings)]
+    dimensions = sorted({int(vector.shape[0]) for vector in vectors})
+    if len(dimensions) > 1:
+        raise EmbeddingServiceError(
+            f"Azure AI image embeddings returned vectors of differing dimensions {dimensions} "
+            "in one response"
+        )
+    return vectors
+
+
+def _as_vector(embedding: str | Sequence[float], index: int) -> Vector:
+    problem = f"Azure AI image embeddings returned an unusable vector (input {index})"
+    try:
+        if isinstance(embedding, str):  # encoding_format=base64: little-endian float32 bytes
+            vector = np.frombuffer(base64.b64decode(embedding), dtype=VECTOR_DTYPE).copy()
+        else:
+            with np.errstate(over="ignore"):  # beyond float32's range becomes inf, refused below
+                vector = np.asarray(embedding, dtype=VECTOR_DTYPE)
+    except (ValueError, TypeError) as error:
+        raise EmbeddingServiceError(f"{problem}: not a list of numbers ({error})") from None
+    if vector.ndim != 1:
+        raise EmbeddingServiceError(f"{problem}: {vector.ndim} dimensions deep, expected a list")
+    if vector.shape[0] == 0:
+        raise EmbeddingServiceError(f"{problem}: it has 0 dimensions")
+    if not np.isfinite(vector).all():
+        bad = int((~np.isfinite(vector)).sum())
+        raise EmbeddingServiceError(f"{problem}: {bad} NaN or infinite values")
+    return vector

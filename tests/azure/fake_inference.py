@@ -52,6 +52,7 @@ class FakeImageEmbeddingsServer:
     violations: list[str] = field(default_factory=list)
     refused_images: set[bytes] = field(default_factory=set)
     _planned: deque[PlannedFailure] = field(default_factory=deque)
+    _planned_embeddings: deque[list[object]] = field(default_factory=deque)
     _runner: web.AppRunner | None = None
     _slots: asyncio.Semaphore | None = None
     endpoint: str = ""
@@ -70,6 +71,11 @@ class FakeImageEmbeddingsServer:
     ) -> None:
         for _ in range(times):
             self._planned.append(PlannedFailure(status, message, retry_after))
+
+    def answer_next_with(self, embeddings: list[object]) -> None:
+        """Answer the next request with these `embedding` values (garbage included: NaN is
+        written as the bare `NaN` token Python's json emits and reads)."""
+        self._planned_embeddings.append(embeddings)
 
     def refuse(self, image: bytes) -> None:
         """Answer 400 to any request that contains this image (like a model refusing it)."""
@@ -117,9 +123,13 @@ class FakeImageEmbeddingsServer:
             return _error(planned.status, planned.message, headers)
         if any(image in self.refused_images for image in images):
             return _error(400, "One of the images could not be processed by the model.")
+        if self._planned_embeddings:
+            embeddings = self._planned_embeddings.popleft()
+        else:
+            embeddings = [vector_for(image, self.dimensions).tolist() for image in images]
         data = [
-            {"object": "embedding", "index": i, "embedding": vector.tolist()}
-            for i, vector in enumerate(vector_for(image, self.dimensions) for image in images)
+            {"object": "embedding", "index": i, "embedding": embedding}
+            for i, embedding in enumerate(embeddings)
         ]
         usage = {"prompt_tokens": len(images), "total_tokens": len(images)}
         return web.json_response(

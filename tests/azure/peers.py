@@ -46,7 +46,9 @@ class Azurite:
         return connection_string(self.port)
 
     @classmethod
-    def start(cls, workdir: Path) -> Azurite:
+    def start(cls, workdir: Path, *, skip_api_version_check: bool = True) -> Azurite:
+        """`skip_api_version_check=False` starts it as the docs say, without the flag: it then
+        refuses SDK versions newer than itself (400 InvalidHeaderValue)."""
         if not AZURITE_BIN.exists():
             raise RuntimeError(f"{AZURITE_BIN} is missing: run `make test` (npm install) first")
         port = free_port()
@@ -54,7 +56,7 @@ class Azurite:
         command = [
             str(AZURITE_BIN), "--inMemoryPersistence", "--disableTelemetry",
             "--blobHost", "127.0.0.1", "--blobPort", str(port),
-            "--skipApiVersionCheck", "--loose"
+            "--loose", *(["--skipApiVersionCheck"] if skip_api_version_check else []),
         ]  # fmt: skip
         with log.open("wb") as out:
             process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=workdir)
@@ -102,6 +104,7 @@ class ServedFile:
     status: int = 200
     delay: float = 0.0
     chunked: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -116,6 +119,9 @@ class ImageServer:
     def add(self, path: str, file: ServedFile) -> str:
         self.files[path] = file
         return f"{self.base_url}{path}"
+
+    def redirect(self, path: str, location: str) -> str:
+        return self.add(path, ServedFile(b"", status=302, headers={"Location": location}))
 
     async def start(self) -> str:
         app = web.Application()
@@ -142,7 +148,10 @@ class ImageServer:
             await asyncio.sleep(served.delay)
         if not served.chunked:
             return web.Response(
-                status=served.status, body=served.body, content_type=served.content_type
+                status=served.status,
+                body=served.body,
+                content_type=served.content_type,
+                headers=served.headers,
             )
         # No Content-Length: the loader must stop on the bytes it actually receives.
         response = web.StreamResponse(status=served.status)

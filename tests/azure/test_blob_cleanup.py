@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,7 +19,9 @@ from myapp.handlers.blob_cleanup import (
 from myapp.processing.engine import WorkItemProcessingEngine
 from myapp.processing.registration import HandlerRegistration
 from myapp.storage.blobs import BlobStore
-from tests.azure.peers import DEV_ACCOUNT_KEY, connection_string, free_port
+from myapp.storage.listing import BlobInfo
+from myapp.storage.undeletable import UndeletableBlobs
+from tests.azure.peers import DEV_ACCOUNT_KEY, Azurite, connection_string, free_port
 from tests.fixtures.clock import FakeClock
 
 MAX_AGE = timedelta(hours=24)
@@ -201,4 +203,129 @@ async def test_storage_that_does_not_answer_is_one_warning_then_recovers(
 
     warnings = [line for line in captured_logs if "is not reachable" in line]
     assert len(warnings) == 1 and "WARNING" in warnings[0]
+    assert DEV_ACCOUNT_KEY not in "\n".join(captured_logs)
+
+
+@pytest.fixture(scope="module")
+def strict_azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    """Azurite started as the docs say (no --skipApiVersionCheck): it refuses the SDK's version."""
+    emulator = Azurite.start(tmp_path_factory.mktemp("strict"), skip_api_version_check=False)
+    yield emulator
+    emulator.stop()
+
+
+async def wait_for_the_next_second() -> None:
+    """The service records times in whole seconds: what happens next is in a later second."""
+    await asyncio.sleep(1.1 - datetime.now(UTC).microsecond / 1_000_000 % 1)
+
+
+async def test_a_blob_rewritten_since_the_cutoff_is_kept_however_old_its_creation(
+    blob_service: BlobServiceClient, blob_store: BlobStore, container_name: str
+) -> None:
+    await upload(blob_service, container_name, ["rewritten.png", "untouched.png"])
+    await wait_for_the_next_second()
+    rewritten = blob_service.get_blob_client(container_name, "rewritten.png")
+    await rewritten.set_blob_metadata({"edited": "yes"})  # a write that keeps the creation time
+    properties = await rewritten.get_blob_properties()
+    assert properties.creation_time < properties.last_modified
+    clock = FakeClock(properties.last_modified.astimezone(UTC) + MAX_AGE)  # cutoff = that write
+    cleanup = handler(blob_store, container_name, clock)
+
+    assert [item.name for item in await cleanup.fetch_work_items(10)] == ["untouched.png"]
+
+    clock.advance(timedelta(seconds=1))
+    assert len(await cleanup.fetch_work_items(10)) == 2
+
+
+async def test_a_blob_with_a_snapshot_taken_since_the_cutoff_is_kept_with_it(
+    blob_service: BlobServiceClient, blob_store: BlobStore, container_name: str
+) -> None:
+    await upload(blob_service, container_name, ["snapped.png", "plain.png"])
+    snapped = blob_service.get_blob_client(container_name, "snapped.png")
+    await snapped.create_snapshot()  # an old snapshot: does not keep the blob
+    await wait_for_the_next_second()
+    young = await snapped.create_snapshot()
+    young_at = datetime.fromisoformat(young["snapshot"])
+    clock = FakeClock(young_at + MAX_AGE)  # cutoff = the young snapshot's time
+    cleanup = handler(blob_store, container_name, clock)
+
+    assert [item.name for item in await cleanup.fetch_work_items(10)] == ["plain.png"]
+
+    clock.advance(timedelta(seconds=1))  # now every snapshot is older than the cutoff
+    items = await cleanup.fetch_work_items(10)
+    assert sorted(item.name for item in items) == ["plain.png", "snapped.png"]
+    for item in items:
+        await cleanup.process(item)
+    listing = blob_service.get_container_client(container_name).list_blobs(include=["snapshots"])
+    assert [blob async for blob in listing] == []  # the blob went with its snapshots
+
+
+async def test_blobs_that_cannot_be_deleted_are_warned_once_and_do_not_hold_the_cleanup_back(
+    blob_service: BlobServiceClient,
+    blob_store: BlobStore,
+    container_name: str,
+    captured_logs: list[str],
+) -> None:
+    # Leased blobs come first in name order: a cleanup that picked them every cycle would
+    # never reach the others with MaxItemsPerCycle = 2.
+    leased, others = ["a-leased.png", "b-leased.png"], ["c.png", "d.png", "e.png"]
+    created = await upload(blob_service, container_name, leased + others)
+    leases = [
+        await blob_service.get_blob_client(container_name, name).acquire_lease(lease_duration=-1)
+        for name in leased
+    ]
+    clock = clock_past_max_age(created)
+    registration = HandlerRegistration(
+        lambda: handler(blob_store, container_name, clock),
+        name="BlobCleanup",
+        max_items_per_cycle=2,
+    )
+    engine = WorkItemProcessingEngine([registration], max_concurrency=2)
+
+    reports = [await engine.run_cycle() for _ in range(4)]
+
+    assert [(r.succeeded, r.failed) for r in reports] == [(2, 0), (2, 0), (1, 0), (0, 0)]
+    assert await names_in(blob_service, container_name) == set(leased)
+    warnings = [line for line in captured_logs if "cannot be deleted" in line]
+    assert len(warnings) == 2 and all("WARNING" in line for line in warnings)
+    assert all("HTTP 412 LeaseIdMissing" in line for line in warnings)
+    assert not [line for line in captured_logs if "ERROR" in line]
+
+    for lease in leases:  # the leases end; once MaxAge has passed again, they are retried
+        await lease.break_lease(lease_break_period=0)
+    clock.advance(MAX_AGE)
+    assert (await engine.run_cycle()).succeeded == 0  # still within MaxAge of the refusal
+    clock.advance(timedelta(seconds=1))
+    assert (await engine.run_cycle()).succeeded == 2
+
+    assert await names_in(blob_service, container_name) == set()
+
+
+def test_the_memory_of_undeletable_blobs_is_bounded() -> None:
+    clock = FakeClock()
+    memory = UndeletableBlobs(max_remembered=2)
+    blobs = [BlobInfo("c", f"b{i}", clock(), clock(), "etag") for i in range(3)]
+    for blob in blobs:
+        memory.remember(blob, refused_at=clock())
+        clock.advance(timedelta(seconds=1))
+
+    before = clock() - timedelta(hours=1)
+    assert len(memory) == 2
+    assert [memory.holds(blob, before) for blob in blobs] == [False, True, True]
+    assert not memory.holds(blobs[1], clock())  # refused before the cutoff: forgotten
+    assert len(memory) == 1
+
+
+async def test_storage_that_refuses_to_list_is_one_warning_naming_status_and_code(
+    strict_azurite: Azurite, container_name: str, captured_logs: list[str]
+) -> None:
+    async with BlobStore.from_connection_string(strict_azurite.connection_string) as store:
+        cleanup = handler(store, container_name, FakeClock(datetime.now(UTC)))
+
+        for _ in range(3):
+            assert await cleanup.fetch_work_items(10) == []
+
+    warnings = [line for line in captured_logs if "failed (HTTP" in line]
+    assert len(warnings) == 1 and "WARNING" in warnings[0]
+    assert "HTTP 400 InvalidHeaderValue" in warnings[0] and container_name in warnings[0]
     assert DEV_ACCOUNT_KEY not in "\n".join(captured_logs)

@@ -194,3 +194,30 @@ async def test_a_transient_batch_failure_reaches_every_caller(
     assert all(isinstance(result, EmbeddingServiceError) for result in results)
     assert len({id(result) for result in results}) == 3
     assert fake_ai.batch_sizes == [3]
+
+
+@pytest.mark.parametrize(
+    ("embeddings", "problem"),
+    [
+        ([[]], r"unusable vector \(input 0\): it has 0 dimensions"),
+        ([[0.5, float("nan"), 0.1]], "1 NaN or infinite values"),
+        ([[float("inf"), float("-inf")]], "2 NaN or infinite values"),
+        ([[1e39, 0.5]], "1 NaN or infinite values"),  # finite JSON, but beyond float32
+        ([[0.5, "x"]], "not a list of numbers"),
+        ([[0.5] * 16, [0.5] * 8], r"differing dimensions \[8, 16\]"),
+    ],
+)
+async def test_unusable_vectors_are_a_readable_transient_error(
+    embedder: AzureImageEmbedder,
+    fake_ai: FakeImageEmbeddingsServer,
+    embeddings: list[object],
+    problem: str,
+) -> None:
+    fake_ai.answer_next_with(embeddings)
+
+    with pytest.raises(EmbeddingServiceError, match=problem) as caught:
+        await embedder.embed(IMAGES[: len(embeddings)])
+
+    assert not isinstance(caught.value, PermanentError)
+    assert str(caught.value).startswith("Azure AI image embeddings returned ")
+    assert len(await embedder.embed(IMAGES[:1])) == 1  # the next answer is used again

@@ -229,6 +229,22 @@ async def test_a_400_from_the_model_fails_the_row_with_a_readable_error(
     assert "The image could not be decoded by the model." in row.last_error
 
 
+async def test_a_vector_with_nan_values_is_never_stored_and_the_row_is_retried(
+    vectorization: Vectorization,
+) -> None:
+    urls, _ = await vectorization.serve(1)
+    await vectorization.add_photos(urls)
+    vectorization.ai.answer_next_with([[0.5, float("nan")] * 8])
+
+    report = await vectorization.engine().run_cycle()
+
+    [row] = await vectorization.rows()
+    assert report.failed == 1
+    assert (row.status, row.attempts, row.embedding) == (ProcessingStatus.QUEUED, 1, None)
+    assert row.last_error.startswith("EmbeddingServiceError: Azure AI image embeddings returned")
+    assert "8 NaN or infinite values" in row.last_error
+
+
 async def test_images_over_max_image_bytes_are_refused_before_the_model(
     vectorization: Vectorization,
 ) -> None:

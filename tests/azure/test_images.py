@@ -19,7 +19,14 @@ from myapp.vectorization.images import (
     display_url,
     load_image_file,
 )
-from tests.azure.peers import ImageServer, ServedFile, make_image
+from tests.azure.peers import (
+    DEV_ACCOUNT_KEY,
+    ImageServer,
+    ServedFile,
+    connection_string,
+    free_port,
+    make_image,
+)
 
 RED = make_image((255, 0, 0))
 
@@ -168,3 +175,91 @@ async def test_loads_a_local_file_with_the_same_checks(tmp_path: Path) -> None:
         await load_image_file(bad)
     with pytest.raises(ImageTooLargeError):
         await load_image_file(good, max_bytes=10)
+
+
+async def test_an_empty_body_or_blob_is_not_an_image(
+    loader: ImageLoader,
+    image_server: ImageServer,
+    blob_service: BlobServiceClient,
+    container_name: str,
+) -> None:
+    container = await blob_service.create_container(container_name)
+    await container.upload_blob("empty.png", b"")
+    url = image_server.add("/empty.png", ServedFile(b""))
+
+    for empty in (url, f"blob://{container_name}/empty.png"):
+        with pytest.raises(NotAnImageError, match=r"empty\.png: the content is empty"):
+            await loader.load(empty)
+
+
+async def test_blob_requests_storage_refuses_are_permanent_and_outages_transient(
+    loader: ImageLoader, http_client: httpx.AsyncClient
+) -> None:
+    with pytest.raises(PermanentError, match=r"HTTP 400 InvalidResourceName") as caught:
+        await loader.load("blob://Bad_Container!/x.png")
+    assert "Bad_Container!/x.png" in str(caught.value)
+
+    offline = connection_string(free_port())
+    async with BlobStore.from_connection_string(offline, retries=0) as unreachable:
+        offline_loader = ImageLoader(http=http_client, blob_store=unreachable)
+        with pytest.raises(ImageDownloadError, match="blob storage: ServiceRequestError") as down:
+            await offline_loader.load("blob://photos/a.png")
+    assert not isinstance(down.value, PermanentError)
+    assert DEV_ACCOUNT_KEY not in str(down.value)
+
+
+async def test_a_blob_url_without_a_blob_name_says_so(loader: ImageLoader) -> None:
+    with pytest.raises(PermanentError, match=r"blob://container/name") as caught:
+        await loader.load("blob://photos/")
+    assert "ConnectionStrings" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://user:PASSWORD-SECRET@127.0.0.1:99999/x.png?sig=SAS-SECRET",
+        "http://[::1/x.png?sig=SAS-SECRET",
+        "http://",
+        "http:///no-host.png",
+    ],
+)
+async def test_urls_that_cannot_be_parsed_are_permanent(loader: ImageLoader, url: str) -> None:
+    with pytest.raises(PermanentError, match="invalid image URL") as caught:
+        await loader.load(url)
+    assert "SECRET" not in str(caught.value)
+
+
+async def test_redirects_are_followed_between_http_urls(
+    loader: ImageLoader, image_server: ImageServer
+) -> None:
+    target = image_server.add("/red.png", ServedFile(RED))
+    image_server.redirect("/hop-2", target)
+    first = image_server.redirect("/hop-1", "/hop-2")  # relative, as servers often send
+
+    assert (await loader.load(first)).content == RED
+    assert image_server.hits == {"/hop-1": 1, "/hop-2": 1, "/red.png": 1}
+
+
+async def test_a_redirect_to_another_scheme_is_refused_permanently(
+    loader: ImageLoader, image_server: ImageServer
+) -> None:
+    to_ftp = image_server.redirect("/to-ftp", "ftp://user:PASSWORD-SECRET@127.0.0.1/x.png")
+    to_file = image_server.redirect("/to-file", "file:///etc/passwd")
+
+    with pytest.raises(PermanentError, match=r"redirected to a ftp URL .*only http and https") as c:
+        await loader.load(to_ftp)
+    assert "SECRET" not in str(c.value)
+    with pytest.raises(PermanentError, match="redirected to a file URL"):
+        await loader.load(to_file)
+
+
+async def test_endless_redirects_and_undecodable_bodies_are_permanent(
+    loader: ImageLoader, image_server: ImageServer
+) -> None:
+    loop = image_server.redirect("/loop", "/loop")
+    bad_gzip = image_server.add("/bad.png", ServedFile(RED, headers={"Content-Encoding": "gzip"}))
+
+    with pytest.raises(PermanentError, match="/loop: more than 20 redirects"):
+        await loader.load(loop)
+    with pytest.raises(PermanentError, match=r"/bad\.png: DecodingError"):
+        await loader.load(bad_gzip)

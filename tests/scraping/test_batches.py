@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import traceback
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from myapp.data.models import (
@@ -16,7 +18,12 @@ from myapp.data.models import (
     StagingPurchaseOrder,
     Supplier,
 )
-from myapp.scraping.batches import DuplicateBatchError, list_batches, submit_cookie_file
+from myapp.scraping.batches import (
+    DuplicateBatchError,
+    SubmitError,
+    list_batches,
+    submit_cookie_file,
+)
 from myapp.scraping.errors import CookieFileError, CookiesExpiredError
 from tests.fixtures.clock import FakeClock
 from tests.scraping.conftest import COOKIE_VALUES, cookie_file_text
@@ -158,3 +165,56 @@ async def test_list_batches_with_counts_and_errors(
     assert (newest.order_count, newest.failed_order_count) == (0, 0)
     assert newest.error == "cookies expired at 2025-01-01T00:00:00+00:00"
     assert newest.started_at == clock.now and newest.completed_at is None
+
+
+@pytest.fixture
+async def batches_refused(session_factory: Factory) -> AsyncIterator[str]:
+    """The database refuses every new batch with an integrity error other than a duplicate: a
+    CHECK constraint on PostgreSQL (dropped after: the database is shared by the session's
+    tests), a trigger on SQLite (the file is the test's own). Yields what the error says."""
+    async with session_factory() as session:
+        if session.get_bind().dialect.name == "postgresql":
+            await session.execute(
+                text(
+                    "ALTER TABLE staging_batches ADD CONSTRAINT ck_test_refuse_batches "
+                    "CHECK (file_hash = 'never') NOT VALID"
+                )
+            )
+            expected = "constraint ck_test_refuse_batches was violated"
+        else:
+            await session.execute(
+                text(
+                    "CREATE TRIGGER refuse_batches BEFORE INSERT ON staging_batches "
+                    "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+                )
+            )
+            expected = "a database constraint was violated"
+        await session.commit()
+    try:
+        yield expected
+    finally:
+        async with session_factory() as session:
+            if session.get_bind().dialect.name == "postgresql":
+                await session.execute(
+                    text("ALTER TABLE staging_batches DROP CONSTRAINT ck_test_refuse_batches")
+                )
+                await session.commit()
+
+
+async def test_another_integrity_error_is_a_clean_error_without_the_cookie_file(
+    session_factory: Factory, clock: FakeClock, tmp_path: Path, batches_refused: str
+) -> None:
+    path = write(tmp_path, cookie_file_text())
+
+    async with session_factory() as session:
+        with pytest.raises(SubmitError) as caught:
+            await submit_cookie_file(session, path, None, clock)
+        count = await session.scalar(select(func.count()).select_from(StagingBatch))
+
+    assert str(caught.value) == f"could not save the batch: {batches_refused}"
+    assert caught.value.__cause__ is None and caught.value.__context__ is None
+    printed = "".join(traceback.format_exception(caught.value))
+    assert "parameters" not in printed and "INSERT" not in printed
+    for value in COOKIE_VALUES:
+        assert value not in printed
+    assert count == 0

@@ -115,3 +115,60 @@ def test_a_file_without_expiry_never_expires() -> None:
 def test_missing_file_is_a_readable_error(tmp_path: Path) -> None:
     with pytest.raises(CookieFileError, match="cannot read cookie file"):
         CookieFile.load(tmp_path / "absent.json")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "s3cr3t-é-value",
+        "s3cr3t\r\nX-Evil: 1",
+        "s3cr3t value",
+        "s3cr3t\x7fvalue",
+        "s3cr3t\tvalue",
+        "s3cr3t,value",
+        "s3cr3t;value",
+        "s3cr3t\\value",
+        's3cr3t"value',
+        '"s3cr3t',
+    ],
+)
+def test_a_value_a_cookie_header_cannot_carry_is_refused_without_showing_it(value: str) -> None:
+    data = cookie_file_data(session_value=value)
+
+    with pytest.raises(CookieFileError) as caught:
+        CookieFile.from_json(json.dumps(data))
+
+    message = str(caught.value)
+    assert message.startswith("cookie file is invalid: cookies.sessionID_shein.value: ")
+    assert "RFC 6265 cookie-octets" in message
+    assert "s3cr3t" not in message and "position" not in message
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
+@pytest.mark.parametrize(
+    "value", ["", '""', '"quoted-s3cr3t"', "a=b|c:d/e%2F+x!#$&'()*-.<>?@[]^_`{}~"]
+)
+def test_every_rfc_6265_cookie_value_is_accepted(value: str) -> None:
+    cookies = CookieFile.from_json(cookie_file_text(session_value=value))
+
+    assert cookies.cookies["sessionID_shein"].value.get_secret_value() == value
+
+
+@pytest.mark.parametrize("name", ["sessión", "bad name", "a=b", "a;b", "x\r\ny", "", "(x)"])
+def test_a_cookie_name_that_is_not_a_token_is_refused(name: str) -> None:
+    data = cookie_file_data()
+    data["cookies"]["token"]["name"] = name
+
+    with pytest.raises(CookieFileError, match=r"cookies\.token\.name: .*a cookie name must be"):
+        CookieFile.from_json(json.dumps(data))
+
+
+def test_a_key_with_a_line_break_is_shown_escaped_in_the_error() -> None:
+    data = cookie_file_data()
+    data["cookies"]["bad\r\nkey"] = {"name": "bad key", "value": "x"}
+
+    with pytest.raises(CookieFileError) as caught:
+        CookieFile.from_json(json.dumps(data))
+
+    assert "cookies.'bad\\r\\nkey'.name" in str(caught.value)
+    assert "\n" not in str(caught.value)

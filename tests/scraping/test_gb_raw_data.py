@@ -83,3 +83,33 @@ def test_var_must_be_a_whole_word() -> None:
     page = '<script>myvar gbRawData = {"fake": 1}; var gbRawData = {"real": 2};</script>'
 
     assert extract_gb_raw_data(page) == {"real": 2}
+
+
+@pytest.mark.timeout(10)  # before the bound, `int()` of one of these froze the loop for minutes
+@pytest.mark.parametrize(
+    ("number", "shown"),
+    [
+        ("1e1000000", "1e1000000"),
+        ("-2.5E-1000000", "-2.5E-1000000"),
+        ("1e101", "1e101"),
+        ("7" * 5000, "7" * 30 + "... (5,000 characters)"),
+        ("0." + "1" * 200, "0." + "1" * 28 + "... (202 characters)"),
+    ],
+)
+def test_absurd_numbers_are_refused_while_decoding(number: str, shown: str) -> None:
+    page = f'<script>var gbRawData = {{"orderInfo": {{"unused": {number}, "billno": "A1"}}}};'
+
+    with pytest.raises(GbRawDataError) as caught:
+        extract_gb_raw_data(page)
+
+    assert str(caught.value) == (
+        f"gbRawData holds the number {shown}, beyond any sane value "
+        "(at most 100 characters and an exponent of 100): refused"
+    )
+
+
+@pytest.mark.parametrize("number", ["1e100", "-1E-100", "9" * 100, "12345678901234567890.5"])
+def test_large_but_sane_numbers_still_decode(number: str) -> None:
+    data = extract_gb_raw_data(f'var gbRawData = {{"n": {number}}};')
+
+    assert Decimal(data["n"]) == Decimal(number)

@@ -10,8 +10,9 @@ import time
 from datetime import timedelta
 
 import pytest
+from pydantic import SecretStr
 
-from myapp.scraping.cookies import CookieFile
+from myapp.scraping.cookies import Cookie, CookieFile
 from myapp.scraping.errors import PageFetchError, PageTooLargeError, UnsafeUrlError
 from myapp.scraping.session import ScraperSession
 from tests.scraping.conftest import (
@@ -223,3 +224,59 @@ async def test_a_page_slower_than_the_timeout_fails(
     async with ScraperSession(settings, cookie_file) as session:
         with pytest.raises(PageFetchError, match=r"timed out after 0\.2 s"):
             await session.get_page(f"{site.url}/slow")
+
+
+def unchecked_cookies(cookie_file: CookieFile, value: str) -> CookieFile:
+    """The file with a session cookie value the model would refuse: what the session does if
+    one ever gets past it (built without validation, as a bug elsewhere could)."""
+    bad = Cookie.model_construct(name="sessionID_shein", value=SecretStr(value))
+    return cookie_file.model_copy(update={"cookies": {"sessionID_shein": bad}})
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("s3cr3t-é-value", "a request header or cookie is not ASCII text"),
+        ("s3cr3t\r\nX-Evil: 1", "LocalProtocolError"),
+    ],
+)
+async def test_a_cookie_that_cannot_be_sent_is_a_permanent_error_without_the_value(
+    site: FakeSite, cookie_file: CookieFile, value: str, expected: str
+) -> None:
+    site.serve("/user/orders/list", PAGE)
+    cookies = unchecked_cookies(cookie_file, value)
+
+    async with ScraperSession(fast_settings(site.url), cookies) as session:
+        with pytest.raises(PageFetchError) as caught:
+            await session.get_page(f"{site.url}/user/orders/list")
+
+    assert caught.value.permanent is True
+    assert str(caught.value) == f"could not fetch {site.url}/user/orders/list: {expected}"
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+    assert site.requests == []  # refused before sending, and not retried
+
+
+async def test_a_body_that_does_not_decode_is_a_permanent_error(
+    site: FakeSite, cookie_file: CookieFile
+) -> None:
+    site.serve("/broken", Reply(body=b"not gzip at all", headers={"Content-Encoding": "gzip"}))
+
+    async with ScraperSession(fast_settings(site.url), cookie_file) as session:
+        with pytest.raises(PageFetchError, match="DecodingError") as caught:
+            await session.get_page(f"{site.url}/broken")
+
+    assert caught.value.permanent is True
+    assert len(site.requests) == 1  # not retried
+
+
+async def test_a_redirect_loop_is_a_permanent_error(
+    site: FakeSite, cookie_file: CookieFile
+) -> None:
+    site.serve("/loop", Reply(status=302, headers={"Location": "/loop"}))
+
+    async with ScraperSession(fast_settings(site.url), cookie_file) as session:
+        with pytest.raises(PageFetchError, match="too many redirects") as caught:
+            await session.get_page(f"{site.url}/loop")
+
+    assert caught.value.permanent is True
+    assert len(site.requests) == 6  # the first request and five redirects, once

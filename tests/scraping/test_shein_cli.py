@@ -40,13 +40,15 @@ async def test_submit_list_scrape_and_list_again(
     cookies.write_text(cookie_file_text())
 
     submitted = await run_myapp(env, "shein", "submit", str(cookies), "--supplier", "ZA")
+    assert submitted.code == 0, submitted.output
+    batch_id = submitted.output.split("Queued batch ")[1].split()[0]
     again = await run_myapp(env, "shein", "submit", str(cookies))
     queued = await run_myapp(env, "shein", "batches")
     cycle = await run_myapp(env, "run", "--once")
     done = await run_myapp(env, "shein", "batches")
+    retried = await run_myapp(env, "shein", "retry", batch_id)
+    requeued = await run_myapp(env, "shein", "batches")
 
-    assert submitted.code == 0, submitted.output
-    batch_id = submitted.output.split("Queued batch ")[1].split()[0]
     assert again.code == 1
     assert f"already submitted as batch {batch_id}" in again.output
     assert batch_id in queued.output and "Queued" in queued.output and "ZA" in queued.output
@@ -55,7 +57,11 @@ async def test_submit_list_scrape_and_list_again(
     row = next(line for line in done.output.splitlines() if line.startswith(batch_id))
     _, status, supplier, _, _, orders, failed = re.split(r"\s{2,}", row.strip())
     assert (status, supplier, orders, failed) == ("Completed", "ZA", "3", "0")
-    for output in (submitted, again, queued, cycle, done):
+    assert retried.code == 0, retried.output
+    assert f"Queued batch {batch_id} again" in retried.output
+    row = next(line for line in requeued.output.splitlines() if line.startswith(batch_id))
+    assert re.split(r"\s{2,}", row.strip())[1] == "Queued"
+    for output in (submitted, again, queued, cycle, done, retried, requeued):
         assert not any(value in output.output for value in COOKIE_VALUES)
 
 

@@ -437,3 +437,94 @@ async def test_bad_inputs_fail_their_own_batch_and_never_leak_a_cookie(
     for secret in secrets:
         assert secret not in logged
         assert secret not in stored_errors
+
+
+async def test_references_longer_than_their_columns_fail_their_order_not_the_batch(
+    session_factory: Factory, clock: FakeClock, site: FakeSite
+) -> None:
+    """On PostgreSQL a 201-character order number or item code used to fail the whole batch's
+    insert ("value too long"), rolling back the good orders; SQLite stored it silently."""
+    good, long_sku = sample_orders(2)
+    long_entry = '{"billno": "' + "X" * 201 + '", "addTime": 1700000000}, '
+    page = list_page([good, long_sku], size=PAGE_BYTES).replace(
+        '"order_list": [', '"order_list": [' + long_entry, 1
+    )
+    site.serve(LIST_PATH, page)
+    site.serve(f"/user/orders/detail/{good.billno}", detail_page(good, size=PAGE_BYTES))
+    bad_item = detail_page(long_sku, size=PAGE_BYTES).replace(
+        f'"goods_sn": "{long_sku.items[0].goods_sn}"', f'"goods_sn": "{"S" * 201}"'
+    )
+    site.serve(f"/user/orders/detail/{long_sku.billno}", bad_item)
+    await add_batch(session_factory, clock)
+    opts = options(site)
+    batch = await claim_one(session_factory, clock, opts)
+
+    await call(session_factory, clock, opts, "process", batch)
+    await call(session_factory, clock, opts, "complete", [batch])
+
+    stored = await load_batch(session_factory, batch.id)
+    assert stored.status == ProcessingStatus.COMPLETED
+    staged = {order.supplier_reference: order for order in stored.orders}
+    assert sorted(staged) == sorted([good.billno, long_sku.billno, "X" * 200])
+    assert staged[good.billno].status == ProcessingStatus.COMPLETED
+    assert len(staged[good.billno].items) == len(good.items)
+    cut = staged["X" * 200]
+    assert cut.status == ProcessingStatus.FAILED and cut.items == []
+    assert cut.error_message == (
+        f"order number {'X' * 20!r}... is 201 characters long; staging holds at most 200"
+    )
+    sku_failure = staged[long_sku.billno]
+    assert sku_failure.status == ProcessingStatus.FAILED
+    assert sku_failure.error_message and (
+        f"item 1 goods_sn {'S' * 20!r}... is 201 characters long; staging holds at most 200"
+        in sku_failure.error_message
+    )
+
+
+@pytest.mark.parametrize(
+    "session_value", ["s3cr3t-é-session", "s3cr3t\r\nX-Evil: 1", "s3cr3t session"]
+)
+async def test_a_cookie_the_http_header_cannot_carry_fails_the_batch_at_once(
+    session_factory: Factory,
+    clock: FakeClock,
+    site: FakeSite,
+    captured_logs: list[str],
+    session_value: str,
+) -> None:
+    serve_orders(site, sample_orders(1))
+    await add_batch(session_factory, clock, contents=cookie_file_text(session_value=session_value))
+    opts = options(site)
+    batch = await claim_one(session_factory, clock, opts)
+
+    with pytest.raises(PermanentError) as caught:
+        await call(session_factory, clock, opts, "process", batch)
+    await call(session_factory, clock, opts, "fail", batch, caught.value)
+
+    expected = (
+        "cookie file is invalid: cookies.sessionID_shein.value: Value error, a cookie value must "
+        "be printable ASCII without spaces, quotes, commas, semicolons or backslashes "
+        "(RFC 6265 cookie-octets)"
+    )
+    assert str(caught.value) == expected
+    stored = await load_batch(session_factory, batch.id)
+    assert stored.status == ProcessingStatus.FAILED
+    assert stored.error_message and expected in stored.error_message
+    assert site.requests == []
+    shown = (stored.error_message or "") + (stored.last_error or "") + "\n".join(captured_logs)
+    assert "s3cr3t" not in shown and "position" not in shown
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"X-Region": "Zürich"}, "header X-Region must be printable ASCII text"),
+        ({"X-Region": "za\r\nX-Evil: 1"}, "header X-Region must be printable ASCII text"),
+        ({"X Region": "za"}, "header name 'X Region' is not an HTTP token"),
+    ],
+)
+def test_extra_headers_httpx_cannot_send_are_refused_at_start_up(
+    headers: dict[str, str], expected: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        SheinOptions.model_validate({"ExtraHeaders": headers})
+    assert SheinOptions.model_validate({"ExtraHeaders": {"Accept-Language": "en-ZA, en;q=0.9"}})

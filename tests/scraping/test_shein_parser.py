@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from myapp.scraping import shein_fields
 from myapp.scraping.errors import PageParseError, UnsafeUrlError
-from myapp.scraping.orders import OrderSummary
+from myapp.scraping.orders import OrderSummary, to_raw_json
 from myapp.scraping.shein import parse_order_detail, parse_orders_list
 from myapp.scraping.urls import Site, path_segment
 from tests.scraping.pages import (
@@ -239,3 +240,98 @@ def test_the_site_accepts_its_own_urls_and_respects_a_base_path() -> None:
 def test_bad_base_urls_are_refused(base: str) -> None:
     with pytest.raises(ValueError, match="base URL"):
         Site.parse(base)
+
+
+@pytest.mark.timeout(10)  # `int(Decimal("1E+1000000"))` took minutes before the range check
+@pytest.mark.parametrize(
+    "value",
+    [Decimal("1E+1000000"), 253_402_300_800, "9" * 90, Decimal("253402300799.5")],
+)
+def test_unix_times_beyond_the_year_9999_are_refused_before_conversion(value: object) -> None:
+    with pytest.raises(PageParseError, match=r"out of range for a time \(years 1970-9999\)"):
+        shein_fields.unix_time(value, "orderInfo.addTime")
+
+
+def test_the_last_second_of_9999_is_a_time() -> None:
+    last = shein_fields.unix_time("253402300799", "addTime")
+
+    assert last == datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+
+
+@pytest.mark.timeout(10)
+def test_an_absurd_number_anywhere_in_the_order_fails_that_page_readably() -> None:
+    order = sample_orders(1)[0]
+    text = json.dumps(detail_data(order)).replace('"payment_method"', '"unused": 1e1000000, "x"')
+
+    with pytest.raises(PageParseError, match="gbRawData holds the number 1e1000000"):
+        parse_order_detail(shein_page(text, size=5_000), summary(order), SITE)
+
+
+def test_an_item_code_longer_than_staging_holds_fails_the_order() -> None:
+    order = sample_orders(1)[0]
+    data = detail_data(order)
+    data["orderInfo"]["orderGoodsList"][0]["product"]["goods_sn"] = "S" * 201
+
+    with pytest.raises(PageParseError) as caught:
+        parse_order_detail(shein_page(data, size=5_000), summary(order), SITE)
+
+    assert str(caught.value) == (
+        f"item 1 goods_sn {'S' * 20!r}... is 201 characters long; staging holds at most 200"
+    )
+
+
+def test_an_item_code_as_long_as_the_column_is_kept() -> None:
+    order = sample_orders(1)[0]
+    data = detail_data(order)
+    data["orderInfo"]["orderGoodsList"][0]["product"]["goods_sn"] = "S" * 200
+
+    parsed = parse_order_detail(shein_page(data, size=5_000), summary(order), SITE)
+
+    assert parsed.items[0].supplier_reference == "S" * 200
+
+
+def test_raw_json_keeps_every_number_exactly_as_the_page_wrote_it() -> None:
+    order = sample_orders(1)[0]
+    exact = '"amount": 132.10, "weight": 0.1000000000000000055, "big": 1E+30, "tiny": 1e-7'
+    text = json.dumps(detail_data(order)).replace('"amount": "100.09"', exact)
+
+    parsed = parse_order_detail(shein_page(text, size=5_000), summary(order), SITE)
+
+    raw = parsed.items[0].raw_json
+    assert '"amount":132.10,' in raw
+    assert '"weight":0.1000000000000000055,' in raw
+    assert '"big":1E+30,' in raw and '"tiny":1E-7' in raw
+    decoded = json.loads(raw, parse_float=Decimal)
+    assert decoded["unitPrice"]["amount"] == Decimal("132.10")
+    assert json.loads(parsed.raw_json)["billno"] == order.billno
+
+
+def test_raw_json_is_standard_json_for_every_other_value() -> None:
+    value = {"s": 'é "q" \\ \n', "i": -12, "t": True, "f": False, "n": None, "l": [[], {}]}
+
+    assert to_raw_json(value) == json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/za/%2e%2e/evil",
+        "/za/%2E%2E/evil",
+        "/za/.%2e/evil",
+        "/za/x/..%2F..%2Fevil",
+        "/za/..%5Cevil",
+        "/za%2Fevil",
+    ],
+)
+def test_the_base_path_check_decodes_percent_escapes(path: str) -> None:
+    prefixed = Site.parse("https://shein.com/za")
+
+    with pytest.raises(UnsafeUrlError, match="outside the configured site"):
+        prefixed.check(f"https://shein.com{path}")
+
+
+@pytest.mark.parametrize(
+    "path", ["/za", "/za/", "/za/user/orders/detail/A%2FB", "/za/x/..%2Fy", "/za/%41"]
+)
+def test_escapes_that_stay_under_the_base_path_are_accepted(path: str) -> None:
+    Site.parse("https://shein.com/za").check(f"https://shein.com{path}")

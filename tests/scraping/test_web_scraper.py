@@ -230,3 +230,46 @@ async def test_a_second_supplier_reuses_the_walk(site: FakeSite, cookie_file: Co
     assert isinstance(mug, ScrapedOrder) and mug.items[0].unit_price == Decimal("49.90")
     assert isinstance(broken, FailedOrder)
     assert broken.error == "unexpected error: RuntimeError: a bug in the parser"
+
+
+@pytest.mark.timeout(20)  # before the decoder's bound this scrape froze for minutes
+async def test_an_absurd_number_in_one_order_fails_that_order_only(
+    site: FakeSite, cookie_file: CookieFile
+) -> None:
+    orders = sample_orders(3)
+    serve_orders(site, orders)
+    poisoned = json.dumps(detail_data(orders[1])).replace(
+        '"payment_method"', '"unusedCounter": 1e1000000, "payment_method"'
+    )
+    site.serve(detail_path(orders[1].billno), shein_page(poisoned, size=20_000))
+
+    outcomes = by_reference(await scrape(site, cookie_file))
+
+    failed = outcomes[orders[1].billno]
+    assert isinstance(failed, FailedOrder)
+    assert failed.error.startswith(
+        f"the page of order {orders[1].billno}: gbRawData holds the number 1e1000000"
+    )
+    assert isinstance(outcomes[orders[0].billno], ScrapedOrder)
+    assert isinstance(outcomes[orders[2].billno], ScrapedOrder)
+
+
+async def test_an_order_number_longer_than_staging_holds_fails_before_its_page_is_fetched(
+    site: FakeSite, cookie_file: CookieFile
+) -> None:
+    good = sample_orders(1)[0]
+    too_long = "X" * 201
+    data = list_data([good])
+    data["order_list"].append({"billno": too_long, "addTime": 1_700_000_000})
+    site.serve(LIST_PATH, shein_page(data, size=20_000))
+    site.serve(detail_path(good.billno), detail_page(good, size=20_000))
+
+    outcomes = by_reference(await scrape(site, cookie_file))
+
+    failed = outcomes[too_long]
+    assert isinstance(failed, FailedOrder)
+    assert failed.error == (
+        f"order number {'X' * 20!r}... is 201 characters long; staging holds at most 200"
+    )
+    assert isinstance(outcomes[good.billno], ScrapedOrder)
+    assert site.paths() == [LIST_PATH, detail_path(good.billno)]
