@@ -25,6 +25,7 @@ from tests.scraping.test_shein_handler import (
     claim_one,
     load_batch,
     options,
+    scrape_one_batch,
     serve_orders,
 )
 
@@ -133,12 +134,7 @@ async def test_scraping_a_requeued_batch_again_fills_in_what_failed_without_dupl
     serve_orders(site, orders)
     missing = orders[2]
     site.serve(f"/user/orders/detail/{missing.billno}", Reply(status=404))
-    await add_batch(session_factory, clock)
-    opts = options(site)
-    batch = await claim_one(session_factory, clock, opts)
-    await call(session_factory, clock, opts, "process", batch)
-    await call(session_factory, clock, opts, "complete", [batch])
-    first = await load_batch(session_factory, batch.id)
+    first = await scrape_one_batch(session_factory, clock, site)
     first_orders = {order.supplier_reference: order for order in first.orders}
     assert first_orders[missing.billno].status == ProcessingStatus.FAILED
     # One order was imported meanwhile, and edited by whoever imported it: a re-scrape must
@@ -153,14 +149,15 @@ async def test_scraping_a_requeued_batch_again_fills_in_what_failed_without_dupl
 
     clock.advance(timedelta(hours=1))
     async with session_factory() as session:
-        await requeue_batch(session, batch.id, clock)
+        await requeue_batch(session, first.id, clock)
     serve_orders(site, orders)  # the page that was missing is back
+    opts = options(site)
     again = await claim_one(session_factory, clock, opts)
-    assert again.id == batch.id and again.attempts == 1
+    assert again.id == first.id and again.attempts == 1
     await call(session_factory, clock, opts, "process", again)
     await call(session_factory, clock, opts, "complete", [again])
 
-    second = await load_batch(session_factory, batch.id)
+    second = await load_batch(session_factory, first.id)
     assert second.status == ProcessingStatus.COMPLETED and second.completed_at == clock.now
     staged = {order.supplier_reference: order for order in second.orders}
     assert sorted(staged) == sorted(order.billno for order in orders)

@@ -91,6 +91,16 @@ async def claim_one(factory: Factory, clock: FakeClock, opts: SheinOptions) -> S
     return batch  # type: ignore[no-any-return]
 
 
+async def scrape_one_batch(factory: Factory, clock: FakeClock, site: FakeSite) -> StagingBatch:
+    """Add a batch, claim it, process it and complete it, as the engine would; reload it."""
+    await add_batch(factory, clock)
+    opts = options(site)
+    batch = await claim_one(factory, clock, opts)
+    await call(factory, clock, opts, "process", batch)
+    await call(factory, clock, opts, "complete", [batch])
+    return await load_batch(factory, batch.id)
+
+
 async def load_batch(factory: Factory, batch_id: Any) -> StagingBatch:
     async with factory() as session:
         statement = (
@@ -148,14 +158,7 @@ async def test_process_updates_the_database(
 ) -> None:
     orders = sample_orders(4)
     serve_orders(site, orders)
-    await add_batch(session_factory, clock)
-    opts = options(site)
-    batch = await claim_one(session_factory, clock, opts)
-
-    await call(session_factory, clock, opts, "process", batch)
-    await call(session_factory, clock, opts, "complete", [batch])
-
-    stored = await load_batch(session_factory, batch.id)
+    stored = await scrape_one_batch(session_factory, clock, site)
     assert stored.status == ProcessingStatus.COMPLETED
     assert stored.completed_at == clock.now
     assert stored.error_message is None
@@ -200,14 +203,7 @@ async def test_failed_orders_are_recorded_and_the_batch_completes(
     serve_orders(site, orders)
     site.serve(f"/user/orders/detail/{orders[0].billno}", Reply(status=404))
     site.serve(f"/user/orders/detail/{orders[2].billno}", Reply(status=500))
-    await add_batch(session_factory, clock)
-    opts = options(site)
-    batch = await claim_one(session_factory, clock, opts)
-
-    await call(session_factory, clock, opts, "process", batch)
-    await call(session_factory, clock, opts, "complete", [batch])
-
-    stored = await load_batch(session_factory, batch.id)
+    stored = await scrape_one_batch(session_factory, clock, site)
     assert stored.status == ProcessingStatus.COMPLETED
     staged = {order.supplier_reference: order for order in stored.orders}
     not_found, fine, down = (staged[o.billno] for o in orders)
@@ -455,14 +451,7 @@ async def test_references_longer_than_their_columns_fail_their_order_not_the_bat
         f'"goods_sn": "{long_sku.items[0].goods_sn}"', f'"goods_sn": "{"S" * 201}"'
     )
     site.serve(f"/user/orders/detail/{long_sku.billno}", bad_item)
-    await add_batch(session_factory, clock)
-    opts = options(site)
-    batch = await claim_one(session_factory, clock, opts)
-
-    await call(session_factory, clock, opts, "process", batch)
-    await call(session_factory, clock, opts, "complete", [batch])
-
-    stored = await load_batch(session_factory, batch.id)
+    stored = await scrape_one_batch(session_factory, clock, site)
     assert stored.status == ProcessingStatus.COMPLETED
     staged = {order.supplier_reference: order for order in stored.orders}
     assert sorted(staged) == sorted([good.billno, long_sku.billno, "X" * 200])
