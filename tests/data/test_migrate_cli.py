@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from myapp.data.migrations import current_revision, head_revision
 from tests.fixtures.cli import cli_environment, run_myapp
-from tests.fixtures.database import create_postgres_database, drop_postgres_database
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database no migration has touched yet."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
-        return
-    url = create_postgres_database()
-    try:
-        yield url
-    finally:
-        drop_postgres_database(url)
 
 
 @pytest.fixture
@@ -33,33 +18,29 @@ def config_dir(tmp_path: Path) -> Path:
     return directory
 
 
-async def test_db_upgrade_brings_an_empty_database_to_head(
-    empty_database: str, config_dir: Path
-) -> None:
-    env = cli_environment(config_dir, ConnectionStrings__Database=empty_database)
+async def test_db_upgrade_brings_an_fresh_url_to_head(fresh_url: str, config_dir: Path) -> None:
+    env = cli_environment(config_dir, ConnectionStrings__Database=fresh_url)
 
     result = await run_myapp(env, "db", "upgrade")
 
     assert result.code == 0, result.output
     assert "is at the newest revision" in result.output
-    assert await current_revision(empty_database) == head_revision()
+    assert await current_revision(fresh_url) == head_revision()
 
 
-async def test_run_migrates_at_start_unless_told_not_to(
-    empty_database: str, config_dir: Path
-) -> None:
+async def test_run_migrates_at_start_unless_told_not_to(fresh_url: str, config_dir: Path) -> None:
     settings = {
-        "ConnectionStrings__Database": empty_database,
+        "ConnectionStrings__Database": fresh_url,
         "BackgroundProcessing__BlobCleanup__Enabled": "false",
     }
     without = cli_environment(config_dir, Database__MigrateOnStartup="false", **settings)
     default = cli_environment(config_dir, **settings)
 
     unmigrated = await run_myapp(without, "run", "--once")
-    assert await current_revision(empty_database) is None
+    assert await current_revision(fresh_url) is None
     migrated = await run_myapp(default, "run", "--once")
 
     assert unmigrated.code == 1  # no tables: the Shein fetch fails and is reported
     assert "Shein" in unmigrated.output and "Error" in unmigrated.output
     assert migrated.code == 0, migrated.output
-    assert await current_revision(empty_database) == head_revision()
+    assert await current_revision(fresh_url) == head_revision()

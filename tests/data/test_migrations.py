@@ -2,34 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from sqlalchemy import inspect
 
 from myapp.data.database import create_engine
 from myapp.data.migrations import current_revision, head_revision, schema_drift, upgrade_to_head
 from myapp.data.models import Base
-from tests.fixtures.database import create_postgres_database, drop_postgres_database
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
-    ]
-)
-def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database that was never migrated."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path}/new/dir/fresh.db"
-        return
-    url = create_postgres_database()
-    try:
-        yield url
-    finally:
-        drop_postgres_database(url)
 
 
 async def test_a_fresh_database_reaches_head_with_every_table(fresh_url: str) -> None:
