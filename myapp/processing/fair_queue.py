@@ -34,7 +34,7 @@ class FairQueue(Generic[T]):
         self._closed = False
         self._space = asyncio.Semaphore(maxsize)
         self._changed = asyncio.Event()  # an item arrived, a slot was freed, or the queue closed
-        self._closed_event = asyncio.Event()  # wakes every fetch waiting to put
+        self._waiting_putters = 0
 
     def __len__(self) -> int:
         return self._size
@@ -43,29 +43,19 @@ class FairQueue(Generic[T]):
         return self._in_flight[key]
 
     async def put(self, key: str, item: T) -> None:
-        """Add an item, waiting while the queue is full; raises QueueClosedError once closed."""
-        if not self._closed and not await self._wait_for_space():
-            raise QueueClosedError(key)
+        """Add an item, waiting while the queue is full; raises QueueClosedError once closed
+        (also for a fetch that was waiting when the queue closed)."""
+        if not self._closed:
+            self._waiting_putters += 1
+            try:
+                await self._space.acquire()
+            finally:
+                self._waiting_putters -= 1
         if self._closed:
             raise QueueClosedError(key)
         self._items[key].append(item)
         self._size += 1
         self._changed.set()
-
-    async def _wait_for_space(self) -> bool:
-        """True once a place is taken; False if the queue closed first (every waiter wakes)."""
-        if not self._space.locked():
-            await self._space.acquire()
-            return True
-        acquire = asyncio.ensure_future(self._space.acquire())
-        closed = asyncio.ensure_future(self._closed_event.wait())
-        try:
-            await asyncio.wait([acquire, closed], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            closed.cancel()
-            if not acquire.done():
-                acquire.cancel()
-        return acquire.done() and not acquire.cancelled()
 
     def get_nowait(self) -> tuple[str, T] | None:
         """The next item in turn if one can be handed out now, else None."""
@@ -98,7 +88,8 @@ class FairQueue(Generic[T]):
     def close(self) -> None:
         """No more puts; `get` returns None once what is queued has been handed out."""
         self._closed = True
-        self._closed_event.set()
+        for _ in range(self._waiting_putters):  # wake every fetch waiting to put
+            self._space.release()
         self._changed.set()
 
     def take_remaining(self) -> dict[str, list[T]]:
