@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -26,14 +25,19 @@ from pydantic import (
 from pydantic.alias_generators import to_pascal
 from pydantic_settings import EnvSettingsSource, SettingsError
 
-from myapp.data.database import normalize_url
+from myapp.data.database import DEFAULT_DATABASE_URL, normalize_url
+from myapp.processing.engine import (
+    DEFAULT_HEARTBEAT_INTERVAL,
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_SHUTDOWN_TIMEOUT,
+)
 from myapp.processing.errors import NOT_SHOWN, ConfigurationError
+from myapp.processing.hosting import DEFAULT_POLL_INTERVAL
 from myapp.processing.timespan import NonNegativeTimeSpan, PositiveTimeSpan
 
 DEFAULT_CONFIG_DIR = Path("config")
 ENVIRONMENT_VARIABLE = "MYAPP_ENVIRONMENT"
 CONFIG_DIR_VARIABLE = "MYAPP_CONFIG_DIR"
-DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/myapp.db"
 DATABASE_URL_EXPECTED = (
     "a database URL: sqlite+aiosqlite:///path/to/file.db or postgresql://user:password@host/db"
 )
@@ -63,7 +67,7 @@ class Section(BaseModel):
 
 
 class IngestionServiceSettings(Section):
-    poll_interval: PositiveTimeSpan = timedelta(minutes=5)
+    poll_interval: PositiveTimeSpan = DEFAULT_POLL_INTERVAL
 
 
 class BackgroundProcessingSettings(Section):
@@ -71,12 +75,12 @@ class BackgroundProcessingSettings(Section):
 
     model_config = ConfigDict(alias_generator=to_pascal, populate_by_name=True, extra="allow")
 
-    max_concurrency: int = Field(default=4, ge=1)
+    max_concurrency: int = Field(default=DEFAULT_MAX_CONCURRENCY, ge=1)
     queue_size: int | None = Field(default=None, ge=1)
     fetch_timeout: PositiveTimeSpan | None = None
     item_timeout: PositiveTimeSpan | None = None
-    shutdown_timeout: NonNegativeTimeSpan = timedelta(seconds=30)
-    heartbeat_interval: PositiveTimeSpan = timedelta(seconds=30)
+    shutdown_timeout: NonNegativeTimeSpan = DEFAULT_SHUTDOWN_TIMEOUT
+    heartbeat_interval: PositiveTimeSpan = DEFAULT_HEARTBEAT_INTERVAL
 
     def handler_sections(self) -> dict[str, Any]:
         return dict(self.model_extra or {})

@@ -56,10 +56,6 @@ def redact_url(url: str | URL) -> str:
     return rendered.replace(quote(REDACTED, safe=""), REDACTED)
 
 
-def is_sqlite(url: str) -> bool:
-    return normalize_url(url).get_backend_name() == "sqlite"
-
-
 def create_engine(url: str, **engine_options: Any) -> AsyncEngine:
     """An async engine for `url`. SQLite: the file's directory is created, WAL journaling, a busy
     timeout and foreign keys are switched on for every connection."""

@@ -36,12 +36,6 @@ class FairQueue(Generic[T]):
         self._changed = asyncio.Event()  # an item arrived, a slot was freed, or the queue closed
         self._waiting_putters = 0
 
-    def __len__(self) -> int:
-        return self._size
-
-    def in_flight(self, key: str) -> int:
-        return self._in_flight[key]
-
     async def put(self, key: str, item: T) -> None:
         """Add an item, waiting while the queue is full; raises QueueClosedError once closed
         (also for a fetch that was waiting when the queue closed)."""
