@@ -5,9 +5,9 @@ from __future__ import annotations
 import functools
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,6 +22,12 @@ M = TypeVar("M", bound=ClaimColumns)
 class ClaimingHandler(ABC, Generic[M]):
     """Base for handlers over a table with ClaimColumns. Subclasses implement `claim_spec()`
     and `process()`; fetching claims rows, and the engine's lifecycle calls finish them."""
+
+    cancel_on_lost_lease: ClassVar[bool] = True
+    """When another worker takes over a running item's lease (this worker stalled past it),
+    the engine cancels `process`. A handler whose work must not be interrupted halfway (and is
+    idempotent anyway) sets this to False: it then runs to its end, and its completion is not
+    recorded."""
 
     def __init__(
         self, *, session: AsyncSession, worker_id: str, clock: Callable[[], datetime]
@@ -54,26 +60,30 @@ class ClaimingHandler(ABC, Generic[M]):
     async def fetch_work_items(self, max_items: int) -> Sequence[M]:
         return await self.claims.claim(max_items)
 
-    async def complete(self, items: Sequence[M]) -> None:
+    async def complete(self, items: Sequence[M]) -> Collection[uuid.UUID]:
+        """Mark the items done; the ids this worker no longer held (not recorded)."""
         ids = [item.id for item in items]
         won = await self.claims.complete(ids, self.completion_values(self._clock()))
-        self._warn_lost(ids, won, "complete")
+        return self._lost(ids, won)
 
     async def fail(self, item: M, error: BaseException) -> None:
         # A timeout (TimeoutError) is transient: only PermanentError skips the retries.
         await self.claims.fail(item.id, error, permanent=isinstance(error, PermanentError))
 
-    async def extend(self, items: Sequence[M]) -> None:
+    async def extend(self, items: Sequence[M]) -> Collection[uuid.UUID]:
+        """Renew the leases; the ids whose lease another worker holds now (the engine stops
+        renewing them, never starts them and cancels them if running)."""
         ids = [item.id for item in items]
-        self._warn_lost(ids, await self.claims.extend(ids), "extend")
+        return self._lost(ids, await self.claims.extend(ids))
 
     async def release(self, items: Sequence[M]) -> None:
         ids = [item.id for item in items]
-        self._warn_lost(ids, await self.claims.release(ids), "release")
-
-    def _warn_lost(self, ids: Sequence[uuid.UUID], won: set[uuid.UUID], action: str) -> None:
-        lost = [id for id in ids if id not in won]
+        lost = self._lost(ids, await self.claims.release(ids))
         if lost:
             logger.bind(worker=self._worker_id).warning(
-                "Could not {} {} items: their lease was taken over: {}", action, len(lost), lost
+                "Could not release {} items: their lease was taken over: {}", len(lost), lost
             )
+
+    @staticmethod
+    def _lost(ids: Sequence[uuid.UUID], won: set[uuid.UUID]) -> set[uuid.UUID]:
+        return {id for id in ids if id not in won}

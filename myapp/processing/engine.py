@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterable, Sequence
+import contextlib
+import contextvars
+import functools
+import inspect
+import uuid
+from collections.abc import Awaitable, Collection, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from time import perf_counter
+from types import FrameType
 from typing import Any, TypeVar
 
 from loguru import logger
@@ -15,6 +22,7 @@ from myapp.processing.lifecycle import HandlerLifecycle, ScopeFactory
 from myapp.processing.registration import HandlerRegistration
 from myapp.processing.report import CycleReport, HandlerStatsRecorder
 from myapp.processing.scope import Scope
+from myapp.processing.watchdog import LoopWatchdog
 from myapp.processing.work_item import ClaimLifecycle, ProcessorPurpose
 
 DEFAULT_MAX_CONCURRENCY = 4
@@ -24,6 +32,8 @@ QUEUE_SLOTS_PER_WORKER = 4
 # A lease is renewed this many times within its length, so one late heartbeat cannot lose it.
 LEASE_RENEWALS = 3
 MIN_HEARTBEAT_SECONDS = 0.05
+# How many item ids a warning names before "...": enough to find them, short enough to read.
+IDS_IN_A_WARNING = 5
 
 T = TypeVar("T")
 
@@ -62,6 +72,10 @@ class WorkItemProcessingEngine:
         self.heartbeat_interval = heartbeat_interval
         self.scope_factory = scope_factory
         self._stopping = asyncio.Event()
+        self._executors: dict[str, ThreadPoolExecutor] = {}
+        self._watchdog = LoopWatchdog(
+            {_Cycle.fetch.__code__: _fetching, _Cycle.process.__code__: _processing}
+        )
 
     def get_handler_names_by_purpose(self, purpose: ProcessorPurpose) -> list[str]:
         return [r.name for r in self.registrations if r.purpose == purpose]
@@ -82,7 +96,18 @@ class WorkItemProcessingEngine:
         await self._stopping.wait()
 
     async def run_cycle(self) -> CycleReport:
+        self._watchdog.watch()
         return await _Cycle(self, self.enabled_registrations).run()
+
+    def executor_for(self, registration: HandlerRegistration) -> ThreadPoolExecutor:
+        """The threads that run a synchronous handler's `process`: as many as it may run at once,
+        its own, so a stuck synchronous handler holds only its own threads."""
+        executor = self._executors.get(registration.name)
+        if executor is None:
+            workers = registration.max_concurrency or self.max_concurrency
+            executor = ThreadPoolExecutor(workers, thread_name_prefix=f"myapp-{registration.name}")
+            self._executors[registration.name] = executor
+        return executor
 
 
 class _Cycle:
@@ -95,6 +120,10 @@ class _Cycle:
         self.lifecycles: dict[str, HandlerLifecycle] = {}
         # Items fetched and not yet finished or released: their leases are renewed.
         self.held: dict[str, dict[int, Any]] = {r.name: {} for r in registrations}
+        # Items of claiming handlers being processed now, and items whose lease another worker
+        # took (by `id(item)`): a lost item is never started, and a running one is cancelled.
+        self.running: dict[int, asyncio.Task[Any]] = {}
+        self.lost: set[int] = set()
         self.queue: FairQueue[Any] = FairQueue(
             engine.queue_size, {r.name: r.max_concurrency for r in registrations}
         )
@@ -124,13 +153,19 @@ class _Cycle:
             async with self.open_scope():
                 handler = registration.handler_factory()
                 if isinstance(handler, ClaimLifecycle):
-                    lease = getattr(handler, "lease", None)
-                    self.lifecycles[name] = HandlerLifecycle(registration, self.open_scope, lease)
+                    self.lifecycles[name] = HandlerLifecycle(
+                        registration,
+                        self.open_scope,
+                        lease=getattr(handler, "lease", None),
+                        cancel_on_lost_lease=getattr(handler, "cancel_on_lost_lease", True),
+                        on_lost=functools.partial(self._completion_lost, name),
+                    )
                 async with asyncio.timeout(_seconds(self.engine.fetch_timeout)):
                     items = list(await handler.fetch_work_items(quota))
             fetched = len(items)
-            items = await self._within_quota(name, quota, items)
+            # Duplicates first: the quota counts distinct items, and an id kept is never released.
             items = _without_duplicates(name, items, stats)  # needs a hashable `id` on each
+            items = await self._within_quota(name, quota, items)
         except Exception as error:
             stats.fetch_error = f"{type(error).__name__}: {error}"
             stats.finished = perf_counter()
@@ -224,14 +259,36 @@ class _Cycle:
                 await asyncio.wait(late)
 
     async def process(self, name: str, item: Any) -> None:
+        lifecycle = self.lifecycles.get(name)
+        try:
+            if lifecycle is None:
+                await self._process(name, item, None)
+            elif id(item) in self.lost:  # its lease was taken while it waited: never started
+                self.stats[name].lost += 1
+            else:
+                self.running[id(item)] = asyncio.current_task()  # type: ignore[assignment]
+                await self._process(name, item, lifecycle)
+        finally:
+            if lifecycle is not None:
+                self.running.pop(id(item), None)
+                self.lost.discard(id(item))
+            self.stats[name].finished = perf_counter()
+            self.held[name].pop(id(item), None)
+            self.queue.task_done(name)
+            self.slots.release()
+
+    async def _process(self, name: str, item: Any, lifecycle: HandlerLifecycle | None) -> None:
         registration = self.by_name[name]
         timeout = _seconds(registration.item_timeout or self.engine.item_timeout)
         deadline = asyncio.timeout(timeout)
         try:
             async with self.open_scope():
                 handler = registration.handler_factory()
-                async with deadline:
-                    await handler.process(item)
+                if _is_synchronous(handler):
+                    await self._in_thread(registration, handler, item, deadline)
+                else:
+                    async with deadline:
+                        await handler.process(item)
         except TimeoutError as error:
             if deadline.expired():
                 message = "Work item {} from handler {} timed out after {}s and was cancelled"
@@ -240,6 +297,10 @@ class _Cycle:
             else:  # the handler's own timeout: an ordinary failure
                 await self._failed(name, item, error, log=True)
         except asyncio.CancelledError as error:
+            if id(item) in self.lost and not self.engine.stopping:  # see _leases_lost
+                asyncio.current_task().uncancel()  # type: ignore[union-attr]
+                self.stats[name].lost += 1
+                return
             logger.warning("Work item {} from handler {} was cancelled", item.id, name)
             await self._failed(name, item, error)
             raise
@@ -247,13 +308,37 @@ class _Cycle:
             await self._failed(name, item, error, log=True)
         else:
             self.stats[name].succeeded += 1
-            if lifecycle := self.lifecycles.get(name):
+            if lifecycle is not None:
                 lifecycle.completed(item)
-        finally:
-            self.stats[name].finished = perf_counter()
-            self.held[name].pop(id(item), None)
-            self.queue.task_done(name)
-            self.slots.release()
+
+    async def _in_thread(
+        self,
+        registration: HandlerRegistration,
+        handler: Any,
+        item: Any,
+        deadline: asyncio.Timeout,
+    ) -> None:
+        """A synchronous `process` runs in the handler's own threads, so the loop (heartbeats,
+        timeouts, other items) keeps going. A thread cannot be cancelled: on a timeout the item
+        keeps its slot and its lease until the thread returns, so it never runs twice at once."""
+        call = functools.partial(contextvars.copy_context().run, handler.process, item)
+        future = asyncio.get_running_loop().run_in_executor(
+            self.engine.executor_for(registration), call
+        )
+        try:
+            async with deadline:
+                await asyncio.shield(future)
+        except TimeoutError:
+            if deadline.expired():
+                logger.error(
+                    "Work item {} from handler {} timed out; its synchronous process cannot be "
+                    "cancelled and keeps its slot and lease until it returns",
+                    item.id,
+                    registration.name,
+                )
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(future)
+            raise
 
     async def _failed(
         self, name: str, item: Any, error: BaseException, *, log: bool = False
@@ -272,7 +357,47 @@ class _Cycle:
         while True:
             await asyncio.sleep(self._heartbeat_seconds())
             for name, lifecycle in list(self.lifecycles.items()):
-                await lifecycle.extend(list(self.held[name].values()))
+                lost = await lifecycle.extend(list(self.held[name].values()))
+                if lost:
+                    self._leases_lost(name, lifecycle, lost)
+
+    def _leases_lost(
+        self, name: str, lifecycle: HandlerLifecycle, lost_ids: Collection[uuid.UUID]
+    ) -> None:
+        """Another worker holds these items now: stop renewing them, never start the queued
+        ones, and cancel the running ones (unless the handler opted out)."""
+        items = [item for item in self.held[name].values() if item.id in lost_ids]
+        for item in items:
+            del self.held[name][id(item)]
+            self.lost.add(id(item))
+            task = self.running.get(id(item))
+            if task is None:
+                action = "it will not be started"
+            elif lifecycle.cancel_on_lost_lease:
+                action = "cancelling it"
+                task.cancel("lease lost")
+            else:
+                action = "it keeps running (cancel_on_lost_lease is off)"
+            logger.warning(
+                "Work item {} from handler {} lost its lease to another worker; {}",
+                item.id,
+                name,
+                action,
+            )
+
+    def _completion_lost(self, name: str, items: Sequence[Any]) -> None:
+        """Items that finished after their lease was taken over: their completion was not
+        recorded (another worker runs them again), so they are not successes."""
+        stats = self.stats[name]
+        stats.succeeded -= len(items)
+        stats.lost += len(items)
+        logger.warning(
+            "Handler {}: {} work items finished after their lease was taken over; their "
+            "completion was not recorded: {}",
+            name,
+            len(items),
+            _some_ids(items),
+        )
 
     def _heartbeat_seconds(self) -> float:
         """The configured interval, or more often if a handler's lease is short: every lease is
@@ -296,16 +421,49 @@ class _Cycle:
 
 
 def _without_duplicates(name: str, items: list[Any], stats: HandlerStatsRecorder) -> list[Any]:
+    """The first of each id, in order; one warning per fetch that returned duplicates."""
     seen: set[Any] = set()
-    unique = []
+    unique: list[Any] = []
+    repeated: list[Any] = []
     for item in items:
-        if item.id in seen:
-            stats.duplicates += 1
-            logger.warning("Handler '{}' returned work item {} more than once", name, item.id)
-            continue
+        (repeated if item.id in seen else unique).append(item)
         seen.add(item.id)
-        unique.append(item)
+    if repeated:
+        stats.duplicates += len(repeated)
+        logger.warning(
+            "Handler '{}' returned {} duplicate work items (each is processed once): {}",
+            name,
+            len(repeated),
+            _some_ids(repeated),
+        )
     return unique
+
+
+def _some_ids(items: Sequence[Any]) -> str:
+    shown = ", ".join(str(item.id) for item in items[:IDS_IN_A_WARNING])
+    return shown + (", ..." if len(items) > IDS_IN_A_WARNING else "")
+
+
+_synchronous: dict[type, bool] = {}
+
+
+def _is_synchronous(handler: Any) -> bool:
+    """`def process`, not `async def process`: run in a thread (looked up once per class)."""
+    cls = type(handler)
+    known = _synchronous.get(cls)
+    if known is None:
+        known = _synchronous[cls] = not inspect.iscoroutinefunction(handler.process)
+    return known
+
+
+def _fetching(frame: FrameType) -> tuple[str, object | None]:
+    registration = frame.f_locals.get("registration")
+    return getattr(registration, "name", "?"), None
+
+
+def _processing(frame: FrameType) -> tuple[str, object | None]:
+    item = frame.f_locals.get("item")
+    return str(frame.f_locals.get("name", "?")), getattr(item, "id", None)
 
 
 async def _first(awaitable: Awaitable[T], stop: asyncio.Future[Any]) -> T | None:

@@ -22,6 +22,9 @@ class HandlerCycleStats:
     fetch_error: str | None = None
     filled_quota: bool = False
     """The handler returned at least its quota: more work is probably waiting."""
+    lost: int = 0
+    """Items whose lease another worker took: never started, cancelled, or finished without
+    their completion recorded (the other worker runs them)."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ class HandlerStatsRecorder:
     failed: int = 0
     duplicates: int = 0
     released: int = 0
+    lost: int = 0
     filled_quota: bool = False
     fetch_error: str | None = None
     started: float = field(default_factory=perf_counter)
@@ -77,4 +81,5 @@ class HandlerStatsRecorder:
             released=self.released,
             fetch_error=self.fetch_error,
             filled_quota=self.filled_quota,
+            lost=self.lost,
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from enum import IntEnum
 from typing import Protocol, TypeVar, runtime_checkable
 
@@ -46,14 +46,18 @@ class ClaimLifecycle(Protocol[T_contra]):
 
     The engine calls them (each in a fresh scope, with a fresh handler) instead of leaving
     completion to `process`: completions that finish together are acknowledged in one call,
-    leases of running items are renewed, and items fetched but never started are released.
+    leases of held items are renewed, and items fetched but never started are released.
+    `complete` and `extend` return the ids this worker no longer holds (another worker took
+    them over): the engine does not count those completions as successes, never starts such an
+    item, and cancels it if it is running (unless the handler sets `cancel_on_lost_lease`
+    to False). Returning None means "all held".
     """
 
-    async def complete(self, items: Sequence[T_contra]) -> None: ...
+    async def complete(self, items: Sequence[T_contra]) -> Collection[uuid.UUID] | None: ...
 
     async def fail(self, item: T_contra, error: BaseException) -> None: ...
 
-    async def extend(self, items: Sequence[T_contra]) -> None: ...
+    async def extend(self, items: Sequence[T_contra]) -> Collection[uuid.UUID] | None: ...
 
     async def release(self, items: Sequence[T_contra]) -> None: ...
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from myapp.processing import HandlerRegistration, WorkItemProcessingEngine
+from tests.fixtures.logs import LogCapture
 
 
 @dataclass(frozen=True)
@@ -143,3 +145,70 @@ async def test_a_scope_that_awaits_on_entry_does_not_break_the_heartbeat() -> No
     report = await engine.run_cycle()
 
     assert report.succeeded == 4
+
+
+class DuplicatingClaimHandler(ClaimHandler):
+    """Claims `max_items + extra` fresh items and returns each of them twice."""
+
+    def __init__(self, journal: Journal, extra: int) -> None:
+        super().__init__(journal)
+        self.extra = extra
+
+    async def fetch_work_items(self, max_items: int) -> Sequence[Any]:
+        items = [Item() for _ in range(max_items + self.extra)]
+        return items + items[::-1]
+
+
+async def test_duplicates_are_removed_before_the_quota_and_a_kept_id_is_never_released(
+    logs: LogCapture,
+) -> None:
+    journal = Journal()
+    engine = WorkItemProcessingEngine(
+        [
+            HandlerRegistration(
+                lambda: DuplicatingClaimHandler(journal, extra=5),
+                name="Dup",
+                max_items_per_cycle=10,
+            )
+        ]
+    )
+
+    report = await engine.run_cycle()
+
+    processed = {item.id for item in journal.processed}
+    released = {item.id for item in journal.released}
+    assert len(journal.processed) == len(processed) == 10  # each id once
+    assert len(released) == 5  # the 5 distinct items over the quota, handed back
+    assert not processed & released  # what runs is never released
+    stats = report.handlers["Dup"]
+    assert (stats.fetched, stats.truncated, stats.duplicates) == (10, 5, 15)
+    assert len(logs.containing("duplicate work items")) == 1  # one warning per fetch
+
+
+class SlowSynchronous:
+    """A plain `def process` longer than its timeout: threads cannot be cancelled."""
+
+    finished: list[Any] = []
+
+    async def fetch_work_items(self, max_items: int) -> Sequence[Any]:
+        return [Item() for _ in range(max_items)]
+
+    def process(self, item: Any) -> None:
+        time.sleep(0.6)
+        self.finished.append(item)
+
+
+async def test_a_synchronous_item_that_times_out_keeps_its_slot_until_its_thread_returns(
+    logs: LogCapture,
+) -> None:
+    SlowSynchronous.finished = []
+    engine = WorkItemProcessingEngine(
+        [HandlerRegistration(SlowSynchronous, name="Sync", max_items_per_cycle=2)],
+        item_timeout=timedelta(seconds=0.2),
+    )
+
+    report = await engine.run_cycle()
+
+    assert report.handlers["Sync"].failed == 2  # timed out: failures, as for async handlers
+    assert len(SlowSynchronous.finished) == 2  # and the cycle ended after the threads did
+    assert len(logs.containing("cannot be cancelled and keeps its slot")) == 2
