@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar, Generic, TypeVar
 
 from loguru import logger
+from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from myapp.processing.claim_columns import ClaimColumns
@@ -45,6 +46,11 @@ class ClaimingHandler(ABC, Generic[M]):
     def completion_values(self, now: datetime) -> Mapping[str, Any]:
         """Extra columns set when items complete (e.g. `completed_at`)."""
         return {}
+
+    @property
+    def claim_table(self) -> str:
+        """The table this handler claims from: a notification about it wakes the handler."""
+        return str(inspect(self.claim_spec().model).local_table.name)
 
     @property
     def lease(self) -> timedelta:

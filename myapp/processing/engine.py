@@ -17,17 +17,21 @@ from typing import Any, TypeVar
 
 from loguru import logger
 
+from myapp.processing.claiming_handler import ClaimingHandler
 from myapp.processing.fair_queue import FairQueue, QueueClosedError
 from myapp.processing.lifecycle import HandlerLifecycle, ScopeFactory
+from myapp.processing.refill import HandlerRefill
 from myapp.processing.registration import HandlerRegistration
 from myapp.processing.report import CycleReport, HandlerStatsRecorder
 from myapp.processing.scope import Scope
+from myapp.processing.timespan import format_timespan
 from myapp.processing.watchdog import LoopWatchdog
-from myapp.processing.work_item import ClaimLifecycle, ProcessorPurpose
+from myapp.processing.work_item import ClaimLifecycle, DueTime, ProcessorPurpose
 
 DEFAULT_MAX_CONCURRENCY = 4
 DEFAULT_SHUTDOWN_TIMEOUT = timedelta(seconds=30)
 DEFAULT_HEARTBEAT_INTERVAL = timedelta(seconds=30)
+DEFAULT_POLL_INTERVAL = timedelta(minutes=5)
 QUEUE_SLOTS_PER_WORKER = 4
 # A lease is renewed this many times within its length, so one late heartbeat cannot lose it.
 LEASE_RENEWALS = 3
@@ -39,7 +43,8 @@ T = TypeVar("T")
 
 
 class WorkItemProcessingEngine:
-    """Runs every enabled registration's work, one cycle at a time.
+    """Runs every enabled registration's work: one cycle (`run_cycle`, the seed's contract and
+    `run --once`), or continuously until stopped (`run_continuously`, what the service runs).
 
     Every fetch and every process call gets a fresh scope (`scope_factory`) and a fresh handler
     (`registration.handler_factory()`). One failure never stops the rest.
@@ -74,8 +79,9 @@ class WorkItemProcessingEngine:
         self._stopping = asyncio.Event()
         self._executors: dict[str, ThreadPoolExecutor] = {}
         self._watchdog = LoopWatchdog(
-            {_Cycle.fetch.__code__: _fetching, _Cycle.process.__code__: _processing}
+            {_Run.fetch.__code__: _fetching, _Run.process.__code__: _processing}
         )
+        self._continuous: _Run | None = None
 
     def get_handler_names_by_purpose(self, purpose: ProcessorPurpose) -> list[str]:
         return [r.name for r in self.registrations if r.purpose == purpose]
@@ -96,8 +102,41 @@ class WorkItemProcessingEngine:
         await self._stopping.wait()
 
     async def run_cycle(self) -> CycleReport:
+        """One cycle: fetch every enabled handler once, process what came, report."""
         self._watchdog.watch()
-        return await _Cycle(self, self.enabled_registrations).run()
+        return await _Run(self, self.enabled_registrations).run()
+
+    async def run_continuously(
+        self, poll_interval: timedelta = DEFAULT_POLL_INTERVAL
+    ) -> CycleReport:
+        """Until `request_stop()`: no cycle barrier. Each handler refills on its own when it runs
+        low and sleeps when its source is dry until woken (`trigger`), its next item falls due,
+        or its poll interval (`registration.poll_interval`, else `poll_interval`) passes. The
+        report covers the whole run."""
+        self._watchdog.watch()
+        run = _Run(self, self.enabled_registrations, poll_interval=poll_interval)
+        self._continuous = run
+        try:
+            return await run.run()
+        finally:
+            self._continuous = None
+
+    def trigger(self, name: str | None = None) -> None:
+        """Wake one handler (or all) of a continuous run to fetch now; a no-op when none runs."""
+        if name is not None and name not in {r.name for r in self.registrations}:
+            raise ValueError(f"no handler named {name!r}; registered: {self._names()}")
+        if self._continuous is not None:
+            self._continuous.wake(name)
+
+    def trigger_table(self, table: str) -> None:
+        """Wake the handlers that claim rows from `table` (all of them if none is known yet)."""
+        if self._continuous is not None:
+            names = self._continuous.tables.get(table)
+            for name in names if names else [None]:
+                self._continuous.wake(name)
+
+    def _names(self) -> str:
+        return ", ".join(r.name for r in self.registrations) or "none"
 
     def executor_for(self, registration: HandlerRegistration) -> ThreadPoolExecutor:
         """The threads that run a synchronous handler's `process`: as many as it may run at once,
@@ -110,12 +149,25 @@ class WorkItemProcessingEngine:
         return executor
 
 
-class _Cycle:
-    """The state of one cycle. Reads in the order it runs: fetch, queue, process, report."""
+class _Run:
+    """The state of one run: a cycle, or a continuous run until stopped. Reads in the order it
+    runs: fetch (once, or keep each handler filled), queue, process, leases, report."""
 
-    def __init__(self, engine: WorkItemProcessingEngine, registrations: list[HandlerRegistration]):
+    def __init__(
+        self,
+        engine: WorkItemProcessingEngine,
+        registrations: list[HandlerRegistration],
+        poll_interval: timedelta | None = None,
+    ):
         self.engine = engine
         self.registrations = registrations
+        self.continuous = poll_interval is not None
+        self.refills = {
+            r.name: HandlerRefill(r.name, r.max_items_per_cycle, r.poll_interval or poll_interval)
+            for r in registrations
+            if poll_interval is not None
+        }
+        self.tables: dict[str, set[str]] = {}  # claimed table -> handler names, for wake-ups
         self.stats = {r.name: HandlerStatsRecorder() for r in registrations}
         self.lifecycles: dict[str, HandlerLifecycle] = {}
         # Items fetched and not yet finished or released: their leases are renewed.
@@ -133,26 +185,83 @@ class _Cycle:
 
     async def run(self) -> CycleReport:
         started = asyncio.get_running_loop().time()
+        fill = self.keep_filled if self.continuous else self.fetch
         async with asyncio.TaskGroup() as tasks:
-            fetches = [tasks.create_task(self.fetch(r)) for r in self.registrations]
+            fetches = [tasks.create_task(fill(r)) for r in self.registrations]
             tasks.create_task(self.close_queue_after(fetches))
-            heartbeat = tasks.create_task(self.heartbeat())
+            side_tasks = [tasks.create_task(self.heartbeat())]
+            if self.continuous:
+                side_tasks.append(tasks.create_task(self.summarize()))
             await self.process_queue(tasks)
-            heartbeat.cancel()
+            for task in side_tasks:
+                task.cancel()
         for lifecycle in self.lifecycles.values():
             await lifecycle.drain()
         seconds = asyncio.get_running_loop().time() - started
         return CycleReport({n: s.freeze() for n, s in self.stats.items()}, seconds)
 
-    # 1. Fetch: every registration in parallel, each in its own scope.
+    # 1. Fetch: every registration in parallel, each in its own scope; once, or kept filled.
 
-    async def fetch(self, registration: HandlerRegistration) -> None:
+    async def keep_filled(self, registration: HandlerRegistration) -> None:
+        """Continuous mode: fetch whenever this handler runs low; sleep while its source is dry."""
+        name, refill = registration.name, self.refills[registration.name]
+        stop = asyncio.ensure_future(self.engine.wait_for_stop())
+        try:
+            while not self.engine.stopping:
+                await _first(self.queue.wait_below(name, refill.low_water), stop)
+                if self.engine.stopping:
+                    return
+                refill.wake.clear()  # a wake-up during the fetch makes the next one start at once
+                returned, items = await self.fetch(registration)
+                pause = refill.pause_after(returned, items)
+                if pause is not None and returned is not None and not refill.spinning:
+                    pause = min(pause, await self._next_due(registration))
+                if pause is not None:
+                    await self._sleep(refill, pause, stop, wakeable=not refill.spinning)
+        finally:
+            stop.cancel()
+
+    async def _sleep(
+        self, refill: HandlerRefill, seconds: float, stop: asyncio.Future[Any], *, wakeable: bool
+    ) -> None:
+        if refill.wake.is_set() and wakeable:
+            return
+        waits: list[asyncio.Future[Any]] = [stop]
+        if wakeable:
+            waits.append(asyncio.ensure_future(refill.wake.wait()))
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits[1:]:
+                waiting.cancel()
+
+    async def _next_due(self, registration: HandlerRegistration) -> float:
+        """Seconds until an item the last fetch could not take falls due (inf: none known)."""
+        try:
+            async with self.open_scope():
+                handler = registration.handler_factory()
+                due = await handler.next_due_in() if isinstance(handler, DueTime) else None
+        except Exception:
+            logger.opt(exception=True).debug(
+                "Handler {} could not tell when its next item falls due", registration.name
+            )
+            return float("inf")
+        return float("inf") if due is None else max(due.total_seconds(), 0.0)
+
+    def wake(self, name: str | None) -> None:
+        for refill in self.refills.values() if name is None else [self.refills[name]]:
+            refill.wake.set()
+
+    async def fetch(self, registration: HandlerRegistration) -> tuple[int | None, list[Any]]:
+        """Fetch once and queue what came; (how many the handler returned, or None if the fetch
+        failed; the items kept)."""
         name, quota = registration.name, registration.max_items_per_cycle
         stats = self.stats[name]
         try:
             async with self.open_scope():
                 handler = registration.handler_factory()
-                if isinstance(handler, ClaimLifecycle):
+                if name not in self.lifecycles and isinstance(handler, ClaimLifecycle):
+                    self._learn_table(name, handler)
                     self.lifecycles[name] = HandlerLifecycle(
                         registration,
                         self.open_scope,
@@ -170,18 +279,24 @@ class _Cycle:
             stats.fetch_error = f"{type(error).__name__}: {error}"
             stats.finished = perf_counter()
             logger.opt(exception=error).error("Error fetching work items from handler {}", name)
-            return
+            return None, []
         stats.filled_quota = fetched >= quota
-        stats.fetched = len(items)
+        stats.fetched += len(items)
         stats.finished = perf_counter()
         self.held[name].update((id(item), item) for item in items)
-        logger.info("Handler '{}' fetched {} work items", name, len(items))
+        if items or not self.continuous:  # an idle worker does not log every wake-up
+            logger.info("Handler '{}' fetched {} work items", name, len(items))
         for index, item in enumerate(items):
             try:
                 await self.queue.put(name, item)
             except QueueClosedError:  # stopping: what was not queued is released
                 await self._release(name, items[index:])
-                return
+                break
+        return fetched, items
+
+    def _learn_table(self, name: str, handler: Any) -> None:
+        if isinstance(handler, ClaimingHandler):
+            self.tables.setdefault(handler.claim_table, set()).add(name)
 
     async def _within_quota(self, name: str, quota: int, items: list[Any]) -> list[Any]:
         if len(items) <= quota:
@@ -189,12 +304,12 @@ class _Cycle:
         logger.warning(
             "Handler '{}' returned {} items but max is {}. Truncating.", name, len(items), quota
         )
-        self.stats[name].truncated = len(items) - quota
+        self.stats[name].truncated += len(items) - quota
         if name in self.lifecycles:  # claimed but dropped: give them back at once
             await self.lifecycles[name].release(items[quota:])
         return items[:quota]
 
-    async def close_queue_after(self, fetches: Sequence[asyncio.Task[None]]) -> None:
+    async def close_queue_after(self, fetches: Sequence[asyncio.Task[Any]]) -> None:
         """Close the queue once every fetch is done; on a stop, give them the grace period."""
         pending = set(fetches)
         stop = asyncio.ensure_future(self.engine.wait_for_stop())
@@ -208,8 +323,9 @@ class _Cycle:
             )
             for task in late:
                 task.cancel("shutdown timeout")
-        total = sum(s.fetched for s in self.stats.values())
-        logger.info("Processing {} work items across all handlers", total)
+        if not self.continuous:
+            total = sum(s.fetched for s in self.stats.values())
+            logger.info("Processing {} work items across all handlers", total)
         self.queue.close()
 
     # 2. Process: at most max_concurrency at once, fair across handlers, each in its own scope.
@@ -281,6 +397,7 @@ class _Cycle:
         registration = self.by_name[name]
         timeout = _seconds(registration.item_timeout or self.engine.item_timeout)
         deadline = asyncio.timeout(timeout)
+        started = perf_counter()
         try:
             async with self.open_scope():
                 handler = registration.handler_factory()
@@ -307,7 +424,11 @@ class _Cycle:
         except Exception as error:
             await self._failed(name, item, error, log=True)
         else:
-            self.stats[name].succeeded += 1
+            stats = self.stats[name]
+            stats.succeeded += 1
+            stats.busy_seconds += perf_counter() - started
+            if self.continuous:
+                self.refills[name].succeeded(item.id)
             if lifecycle is not None:
                 lifecycle.completed(item)
 
@@ -398,6 +519,27 @@ class _Cycle:
             len(items),
             _some_ids(items),
         )
+
+    # Continuous mode: one summary line per handler that did work, every poll interval.
+
+    async def summarize(self) -> None:
+        every = min(r.poll_interval for r in self.refills.values())
+        last = {name: (0, 0, 0.0) for name in self.stats}
+        while True:
+            await asyncio.sleep(every.total_seconds())
+            for name, stats in self.stats.items():
+                now = (stats.succeeded, stats.failed, stats.busy_seconds)
+                succeeded, failed, busy = (a - b for a, b in zip(now, last[name], strict=True))
+                last[name] = now
+                if succeeded or failed:
+                    logger.info(
+                        "Handler '{}' in the last {}: {} succeeded, {} failed, {:.3f}s per item",
+                        name,
+                        format_timespan(every),
+                        succeeded,
+                        failed,
+                        busy / succeeded if succeeded else 0.0,
+                    )
 
     def _heartbeat_seconds(self) -> float:
         """The configured interval, or more often if a handler's lease is short: every lease is

@@ -35,6 +35,7 @@ class FairQueue(Generic[T]):
         self._space = asyncio.Semaphore(maxsize)
         self._changed = asyncio.Event()  # an item arrived, a slot was freed, or the queue closed
         self._waiting_putters = 0
+        self._finished = {key: asyncio.Event() for key in caps}  # an item of `key` finished
 
     async def put(self, key: str, item: T) -> None:
         """Add an item, waiting while the queue is full; raises QueueClosedError once closed
@@ -78,6 +79,18 @@ class FairQueue(Generic[T]):
         """An item of `key` finished: its handler has a free slot again."""
         self._in_flight[key] -= 1
         self._changed.set()
+        self._finished[key].set()
+
+    def outstanding(self, key: str) -> int:
+        """Items of `key` queued or handed out and not finished."""
+        return len(self._items[key]) + self._in_flight[key]
+
+    async def wait_below(self, key: str, mark: int) -> None:
+        """Wait until fewer than `mark` items of `key` are outstanding (one waiter per key)."""
+        finished = self._finished[key]
+        while self.outstanding(key) >= mark:
+            finished.clear()
+            await finished.wait()
 
     def close(self) -> None:
         """No more puts; `get` returns None once what is queued has been handed out."""

@@ -1,4 +1,4 @@
-"""Hosted services: the polling BackgroundProcessingService and the Host that runs them."""
+"""Hosted services: the continuous BackgroundProcessingService and the Host that runs them."""
 
 from __future__ import annotations
 
@@ -11,11 +11,14 @@ from typing import Protocol, runtime_checkable
 
 from loguru import logger
 
-from myapp.processing.engine import WorkItemProcessingEngine
+from myapp.processing.engine import DEFAULT_POLL_INTERVAL, WorkItemProcessingEngine
 from myapp.processing.report import CycleReport
 from myapp.processing.timespan import format_timespan
 
-DEFAULT_POLL_INTERVAL = timedelta(minutes=5)
+# An engine error that ends a continuous run (not an item's or a fetch's: those never do)
+# restarts it after 1 s, 2 s, 4 s ... at most a minute.
+RESTART_BACKOFF_SECONDS = 1.0
+RESTART_BACKOFF_CAP = 60.0
 
 
 @runtime_checkable
@@ -26,10 +29,12 @@ class HostedService(Protocol):
 
 
 class BackgroundProcessingService:
-    """Runs a cycle, waits the poll interval (a stop interrupts the wait), repeats.
+    """Keeps the work flowing: runs the engine continuously until stopped.
 
-    When the last cycle filled some handler's quota there is probably more work waiting, so the
-    next cycle starts at once: throughput is not capped at quota / poll interval.
+    Each handler refills on its own and sleeps while its source is dry until woken, until its
+    next item falls due or until the poll interval passes (see `WorkItemProcessingEngine.
+    run_continuously`). An unexpected engine error is logged and the run restarts after a
+    backoff; a stop interrupts the wait.
     """
 
     def __init__(
@@ -37,7 +42,6 @@ class BackgroundProcessingService:
     ) -> None:
         self.engine = engine
         self.poll_interval = poll_interval
-        self.cycles = 0
         self._stop_requested = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -47,7 +51,7 @@ class BackgroundProcessingService:
     async def stop(self) -> None:
         """Graceful: the engine finishes in-flight items within its shutdown timeout.
 
-        Cancelling this call (a second signal) cancels the running cycle at once.
+        Cancelling this call (a second signal) cancels the running items at once.
         """
         self._stop_requested.set()
         self.engine.request_stop()
@@ -63,28 +67,21 @@ class BackgroundProcessingService:
     async def run(self) -> None:
         interval = format_timespan(self.poll_interval)
         logger.info("Unified background processing service started with {} poll interval", interval)
+        failures = 0
         while not self._stop_requested.is_set():
-            report = await self.run_one_cycle()
-            if report is not None and report.more_work_waiting:
-                logger.debug("A handler filled its quota; starting the next cycle now")
-                continue
-            await self._wait_for_stop(self.poll_interval)
+            try:
+                await self.engine.run_continuously(self.poll_interval)
+            except Exception:
+                failures += 1
+                delay = min(RESTART_BACKOFF_SECONDS * 2 ** (failures - 1), RESTART_BACKOFF_CAP)
+                logger.exception("Error in background processing; restarting in {}s", delay)
+                await self._wait_for_stop(timedelta(seconds=delay))
         logger.info("Unified background processing service stopped")
 
-    async def run_one_cycle(self) -> CycleReport | None:
-        self.cycles += 1
-        try:
-            return await self.engine.run_cycle()
-        except Exception:
-            logger.exception("Error during background processing cycle {}", self.cycles)
-            return None
-
     async def _wait_for_stop(self, interval: timedelta) -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(interval.total_seconds()):
                 await self._stop_requested.wait()
-        except TimeoutError:
-            pass
 
 
 class Host:

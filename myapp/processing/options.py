@@ -24,6 +24,7 @@ class HandlerOptions(BaseModel):
     max_items_per_cycle: int | None = Field(default=None, ge=1)
     max_concurrency: int | None = Field(default=None, ge=1)
     item_timeout: PositiveTimeSpan | None = None
+    poll_interval: PositiveTimeSpan | None = None
 
     @model_validator(mode="before")
     @classmethod

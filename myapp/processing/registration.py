@@ -26,6 +26,8 @@ class HandlerRegistration:
     purpose: ProcessorPurpose = ProcessorPurpose.INTERNAL
     max_concurrency: int | None = None
     item_timeout: timedelta | None = None
+    poll_interval: timedelta | None = None
+    """Continuous mode: the longest this handler sleeps with no work (else the service's)."""
     enabled: bool = True
     disabled_reason: str | None = None
 
@@ -38,6 +40,7 @@ class HandlerRegistration:
         purpose: ProcessorPurpose | int = ProcessorPurpose.INTERNAL,
         max_concurrency: int | None = None,
         item_timeout: timedelta | None = None,
+        poll_interval: timedelta | None = None,
         enabled: bool = True,
         disabled_reason: str | None = None,
     ) -> None:
@@ -54,6 +57,8 @@ class HandlerRegistration:
             raise ValueError(f"{label}: max_concurrency must be >= 1, got {max_concurrency}")
         if item_timeout is not None and item_timeout <= timedelta(0):
             raise ValueError(f"{label}: item_timeout must be positive, got {item_timeout}")
+        if poll_interval is not None and poll_interval <= timedelta(0):
+            raise ValueError(f"{label}: poll_interval must be positive, got {poll_interval}")
         set_ = object.__setattr__
         set_(self, "handler_factory", handler_factory)
         set_(self, "name", name)
@@ -61,5 +66,6 @@ class HandlerRegistration:
         set_(self, "purpose", ProcessorPurpose(purpose))
         set_(self, "max_concurrency", max_concurrency)
         set_(self, "item_timeout", item_timeout)
+        set_(self, "poll_interval", poll_interval)
         set_(self, "enabled", enabled)
         set_(self, "disabled_reason", disabled_reason)

@@ -64,6 +64,8 @@ class HandlerStatsRecorder:
     duplicates: int = 0
     released: int = 0
     lost: int = 0
+    busy_seconds: float = 0.0
+    """Time spent in items that succeeded (for the mean in continuous mode's summary)."""
     filled_quota: bool = False
     fetch_error: str | None = None
     started: float = field(default_factory=perf_counter)

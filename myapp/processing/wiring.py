@@ -92,6 +92,7 @@ def registration_from_options(
         purpose=purpose,
         max_concurrency=options.max_concurrency,
         item_timeout=options.item_timeout,
+        poll_interval=options.poll_interval,
         enabled=disabled_reason is None,
         disabled_reason=disabled_reason,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Sequence
+from datetime import timedelta
 from enum import IntEnum
 from typing import Protocol, TypeVar, runtime_checkable
 
@@ -60,6 +61,15 @@ class ClaimLifecycle(Protocol[T_contra]):
     async def extend(self, items: Sequence[T_contra]) -> Collection[uuid.UUID] | None: ...
 
     async def release(self, items: Sequence[T_contra]) -> None: ...
+
+
+@runtime_checkable
+class DueTime(Protocol):
+    """Optional: a handler that knows when its next item falls due (a retry's backoff ending,
+    another worker's lease running out) implements this, so that in continuous mode it is woken
+    then rather than at its poll interval."""
+
+    async def next_due_in(self) -> timedelta | None: ...
 
 
 class ProcessorPurpose(IntEnum):
