@@ -29,15 +29,18 @@ from myapp.data.database import DEFAULT_DATABASE_URL, normalize_url
 from myapp.processing.engine import (
     DEFAULT_HEARTBEAT_INTERVAL,
     DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_POLL_INTERVAL,
     DEFAULT_SHUTDOWN_TIMEOUT,
 )
 from myapp.processing.errors import NOT_SHOWN, ConfigurationError
-from myapp.processing.hosting import DEFAULT_POLL_INTERVAL
-from myapp.processing.timespan import NonNegativeTimeSpan, PositiveTimeSpan
+from myapp.processing.options import MAX_CONCURRENCY_LIMIT
+from myapp.processing.timespan import IntervalTimeSpan, ShutdownTimeSpan, TimeoutTimeSpan
 
 DEFAULT_CONFIG_DIR = Path("config")
 ENVIRONMENT_VARIABLE = "MYAPP_ENVIRONMENT"
 CONFIG_DIR_VARIABLE = "MYAPP_CONFIG_DIR"
+# Items fetched and waiting for a slot; more than this is a typo, not a tuning.
+QUEUE_SIZE_LIMIT = 10_000
 DATABASE_URL_EXPECTED = (
     "a database URL: sqlite+aiosqlite:///path/to/file.db or postgresql://user:password@host/db"
 )
@@ -67,7 +70,7 @@ class Section(BaseModel):
 
 
 class IngestionServiceSettings(Section):
-    poll_interval: PositiveTimeSpan = DEFAULT_POLL_INTERVAL
+    poll_interval: IntervalTimeSpan = DEFAULT_POLL_INTERVAL
 
 
 class BackgroundProcessingSettings(Section):
@@ -75,12 +78,12 @@ class BackgroundProcessingSettings(Section):
 
     model_config = ConfigDict(alias_generator=to_pascal, populate_by_name=True, extra="allow")
 
-    max_concurrency: int = Field(default=DEFAULT_MAX_CONCURRENCY, ge=1)
-    queue_size: int | None = Field(default=None, ge=1)
-    fetch_timeout: PositiveTimeSpan | None = None
-    item_timeout: PositiveTimeSpan | None = None
-    shutdown_timeout: NonNegativeTimeSpan = DEFAULT_SHUTDOWN_TIMEOUT
-    heartbeat_interval: PositiveTimeSpan = DEFAULT_HEARTBEAT_INTERVAL
+    max_concurrency: int = Field(default=DEFAULT_MAX_CONCURRENCY, ge=1, le=MAX_CONCURRENCY_LIMIT)
+    queue_size: int | None = Field(default=None, ge=1, le=QUEUE_SIZE_LIMIT)
+    fetch_timeout: TimeoutTimeSpan | None = None
+    item_timeout: TimeoutTimeSpan | None = None
+    shutdown_timeout: ShutdownTimeSpan = DEFAULT_SHUTDOWN_TIMEOUT
+    heartbeat_interval: IntervalTimeSpan = DEFAULT_HEARTBEAT_INTERVAL
 
     def handler_sections(self) -> dict[str, Any]:
         return dict(self.model_extra or {})

@@ -20,7 +20,7 @@ from loguru import logger
 from pydantic import Field
 
 from myapp.processing.options import HandlerOptions
-from myapp.processing.timespan import PositiveTimeSpan
+from myapp.processing.timespan import AgeTimeSpan
 from myapp.processing.work_item import ProcessorPurpose
 from myapp.storage.blobs import BlobStore, DeleteOutcome
 from myapp.storage.listing import BlobInfo
@@ -33,7 +33,7 @@ DEFAULT_MAX_AGE = timedelta(hours=24)
 
 class BlobCleanupOptions(HandlerOptions):
     container_name: str = Field(default=DEFAULT_CONTAINER_NAME, min_length=3, max_length=63)
-    max_age: PositiveTimeSpan = DEFAULT_MAX_AGE
+    max_age: AgeTimeSpan = DEFAULT_MAX_AGE
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from myapp.data.models import ProcessingStatus, ProductPhoto
 from myapp.processing.claiming_handler import ClaimingHandler
 from myapp.processing.claims import ClaimSpec
 from myapp.processing.options import HandlerOptions
-from myapp.processing.timespan import PositiveTimeSpan
+from myapp.processing.timespan import TimeoutTimeSpan
 from myapp.processing.work_item import ProcessorPurpose
 from myapp.vectorization.batching import EmbeddingBatcher
 from myapp.vectorization.images import (
@@ -44,7 +44,7 @@ DEFAULT_MAX_ITEMS_PER_CYCLE = 10
 
 class ImageVectorizationOptions(HandlerOptions):
     max_image_bytes: int = Field(default=DEFAULT_MAX_IMAGE_BYTES, ge=1)
-    download_timeout: PositiveTimeSpan = DEFAULT_DOWNLOAD_TIMEOUT
+    download_timeout: TimeoutTimeSpan = DEFAULT_DOWNLOAD_TIMEOUT
 
 
 class ImageVectorizationHandler(ClaimingHandler[Any]):

@@ -25,7 +25,7 @@ from myapp.processing.claiming_handler import ClaimingHandler
 from myapp.processing.claims import ClaimSpec
 from myapp.processing.errors import PermanentError
 from myapp.processing.options import HandlerOptions
-from myapp.processing.timespan import NonNegativeTimeSpan, PositiveTimeSpan
+from myapp.processing.timespan import DelayTimeSpan, LeaseTimeSpan, TimeoutTimeSpan
 from myapp.processing.work_item import ProcessorPurpose
 from myapp.scraping import session as scraper_defaults
 from myapp.scraping.batches import BATCH_PROCESSOR_NAME
@@ -52,16 +52,16 @@ class SheinOptions(HandlerOptions):
     base_url: str = DEFAULT_BASE_URL
     user_agent: str = Field(default=scraper_defaults.DEFAULT_USER_AGENT, min_length=1)
     extra_headers: dict[str, str] = Field(default_factory=dict)
-    request_timeout: PositiveTimeSpan = scraper_defaults.DEFAULT_REQUEST_TIMEOUT
-    request_delay: NonNegativeTimeSpan = scraper_defaults.DEFAULT_REQUEST_DELAY
+    request_timeout: TimeoutTimeSpan = scraper_defaults.DEFAULT_REQUEST_TIMEOUT
+    request_delay: DelayTimeSpan = scraper_defaults.DEFAULT_REQUEST_DELAY
     max_concurrent_requests: int = Field(
         default=scraper_defaults.DEFAULT_MAX_CONCURRENT_REQUESTS, ge=1
     )
     max_page_bytes: int = Field(default=scraper_defaults.DEFAULT_MAX_PAGE_BYTES, ge=MIN_PAGE_BYTES)
     retry_attempts: int = Field(default=scraper_defaults.DEFAULT_RETRY_ATTEMPTS, ge=1, le=20)
-    retry_backoff: NonNegativeTimeSpan = scraper_defaults.DEFAULT_RETRY_BACKOFF
-    retry_max_wait: NonNegativeTimeSpan = scraper_defaults.DEFAULT_RETRY_MAX_WAIT
-    claim_lease: PositiveTimeSpan = DEFAULT_CLAIM_LEASE
+    retry_backoff: DelayTimeSpan = scraper_defaults.DEFAULT_RETRY_BACKOFF
+    retry_max_wait: DelayTimeSpan = scraper_defaults.DEFAULT_RETRY_MAX_WAIT
+    claim_lease: LeaseTimeSpan = DEFAULT_CLAIM_LEASE
 
     @field_validator("base_url")
     @classmethod

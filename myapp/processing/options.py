@@ -12,7 +12,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_pascal
 
-from myapp.processing.timespan import PositiveTimeSpan
+from myapp.processing.timespan import IntervalTimeSpan, TimeoutTimeSpan
+
+# Upper bounds so that a typo (a few zeros too many) stops start-up instead of asking for
+# millions of slots. A quota above IDS_PER_STATEMENT (claims.py) would also split every claim.
+MAX_CONCURRENCY_LIMIT = 1_000
+MAX_ITEMS_PER_CYCLE_LIMIT = 10_000
 
 
 class HandlerOptions(BaseModel):
@@ -21,10 +26,10 @@ class HandlerOptions(BaseModel):
     )
 
     enabled: bool = True
-    max_items_per_cycle: int | None = Field(default=None, ge=1)
-    max_concurrency: int | None = Field(default=None, ge=1)
-    item_timeout: PositiveTimeSpan | None = None
-    poll_interval: PositiveTimeSpan | None = None
+    max_items_per_cycle: int | None = Field(default=None, ge=1, le=MAX_ITEMS_PER_CYCLE_LIMIT)
+    max_concurrency: int | None = Field(default=None, ge=1, le=MAX_CONCURRENCY_LIMIT)
+    item_timeout: TimeoutTimeSpan | None = None
+    poll_interval: IntervalTimeSpan | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -192,6 +192,37 @@ def test_a_config_error_exits_2_with_one_line_naming_the_key(
     assert_one_line_config_error(result, "IngestionService:PollInterval", "'abc'", "00:05:00")
 
 
+@pytest.mark.parametrize("command", [["handlers"], ["run", "--once"]])
+@pytest.mark.parametrize(
+    ("variable", "value", "fragments"),
+    [
+        (
+            "BackgroundProcessing__ShutdownTimeout",
+            "99999999.00:00:00",
+            ("BackgroundProcessing:ShutdownTimeout = '99999999.00:00:00'", "at most 01:00:00"),
+        ),
+        (
+            "BackgroundProcessing__Shein__ClaimLease",
+            "00:00:00.0001",
+            ("BackgroundProcessing:Shein:ClaimLease = '00:00:00.0001'", "at least 00:00:01"),
+        ),
+    ],
+    ids=["ShutdownTimeout 99,999,999 days", "ClaimLease 100 us"],
+)
+def test_a_duration_out_of_range_in_the_environment_exits_2_with_one_line(
+    command: list[str],
+    variable: str,
+    value: str,
+    fragments: tuple[str, ...],
+    workdir: Path,
+    clean_env: dict[str, str],
+) -> None:
+    result = myapp({**clean_env, variable: value}, *command, cwd=workdir)
+
+    assert_one_line_config_error(result, "Configuration error: ", *fragments)
+    assert not (workdir / "db.sqlite").exists()  # refused before any work
+
+
 def test_malformed_json_exits_2_naming_file_and_line(
     workdir: Path, clean_env: dict[str, str]
 ) -> None:
