@@ -162,6 +162,7 @@ class _Run:
         self.engine = engine
         self.registrations = registrations
         self.continuous = poll_interval is not None
+        self.poll_interval = poll_interval
         self.refills = {
             r.name: HandlerRefill(r.name, r.max_items_per_cycle, r.poll_interval or poll_interval)
             for r in registrations
@@ -171,7 +172,8 @@ class _Run:
         self.stats = {r.name: HandlerStatsRecorder() for r in registrations}
         self.lifecycles: dict[str, HandlerLifecycle] = {}
         # Items fetched and not yet finished or released: their leases are renewed.
-        self.held: dict[str, dict[int, Any]] = {r.name: {} for r in registrations}
+        # By item id: a continuous run's next fetch skips what is still queued or running.
+        self.held: dict[str, dict[Any, Any]] = {r.name: {} for r in registrations}
         # Items of claiming handlers being processed now, and items whose lease another worker
         # took (by `id(item)`): a lost item is never started, and a running one is cancelled.
         self.running: dict[int, asyncio.Task[Any]] = {}
@@ -212,8 +214,8 @@ class _Run:
                 if self.engine.stopping:
                     return
                 refill.wake.clear()  # a wake-up during the fetch makes the next one start at once
-                returned, items = await self.fetch(registration)
-                pause = refill.pause_after(returned, items)
+                returned, kept, repeats = await self.fetch(registration)
+                pause = refill.pause_after(returned, kept, repeats)
                 if pause is not None and returned is not None and not refill.spinning:
                     pause = min(pause, await self._next_due(registration))
                 if pause is not None:
@@ -252,9 +254,10 @@ class _Run:
         for refill in self.refills.values() if name is None else [self.refills[name]]:
             refill.wake.set()
 
-    async def fetch(self, registration: HandlerRegistration) -> tuple[int | None, list[Any]]:
-        """Fetch once and queue what came; (how many the handler returned, or None if the fetch
-        failed; the items kept)."""
+    async def fetch(self, registration: HandlerRegistration) -> tuple[int | None, int, int]:
+        """Fetch once and queue what came. Returns how many items the handler returned (None if
+        the fetch failed), how many were kept, and how many of those had just succeeded here
+        (continuous mode's spin guard)."""
         name, quota = registration.name, registration.max_items_per_cycle
         stats = self.stats[name]
         try:
@@ -274,16 +277,18 @@ class _Run:
             fetched = len(items)
             # Duplicates first: the quota counts distinct items, and an id kept is never released.
             items = _without_duplicates(name, items, stats)  # needs a hashable `id` on each
+            items = self._not_held(name, items)
             items = await self._within_quota(name, quota, items)
         except Exception as error:
             stats.fetch_error = f"{type(error).__name__}: {error}"
             stats.finished = perf_counter()
             logger.opt(exception=error).error("Error fetching work items from handler {}", name)
-            return None, []
+            return None, 0, 0
+        repeats = self.refills[name].repeats(items) if self.continuous else 0
         stats.filled_quota = fetched >= quota
         stats.fetched += len(items)
         stats.finished = perf_counter()
-        self.held[name].update((id(item), item) for item in items)
+        self.held[name].update((item.id, item) for item in items)
         if items or not self.continuous:  # an idle worker does not log every wake-up
             logger.info("Handler '{}' fetched {} work items", name, len(items))
         for index, item in enumerate(items):
@@ -292,7 +297,22 @@ class _Run:
             except QueueClosedError:  # stopping: what was not queued is released
                 await self._release(name, items[index:])
                 break
-        return fetched, items
+        return fetched, len(items), repeats
+
+    def _not_held(self, name: str, items: list[Any]) -> list[Any]:
+        """A source that is not claimed (a blob listing, an API) may return again what this run
+        still has queued or running: it is not queued twice."""
+        held = self.held[name]
+        if not held:
+            return items
+        fresh = [item for item in items if item.id not in held]
+        if len(fresh) < len(items):
+            logger.debug(
+                "Handler '{}': {} fetched items are already queued or running",
+                name,
+                len(items) - len(fresh),
+            )
+        return fresh
 
     def _learn_table(self, name: str, handler: Any) -> None:
         if isinstance(handler, ClaimingHandler):
@@ -389,7 +409,7 @@ class _Run:
                 self.running.pop(id(item), None)
                 self.lost.discard(id(item))
             self.stats[name].finished = perf_counter()
-            self.held[name].pop(id(item), None)
+            self.held[name].pop(item.id, None)
             self.queue.task_done(name)
             self.slots.release()
 
@@ -489,7 +509,7 @@ class _Run:
         ones, and cancel the running ones (unless the handler opted out)."""
         items = [item for item in self.held[name].values() if item.id in lost_ids]
         for item in items:
-            del self.held[name][id(item)]
+            del self.held[name][item.id]
             self.lost.add(id(item))
             task = self.running.get(id(item))
             if task is None:
@@ -523,7 +543,8 @@ class _Run:
     # Continuous mode: one summary line per handler that did work, every poll interval.
 
     async def summarize(self) -> None:
-        every = min(r.poll_interval for r in self.refills.values())
+        assert self.poll_interval is not None
+        every = self.poll_interval
         last = {name: (0, 0, 0.0) for name in self.stats}
         while True:
             await asyncio.sleep(every.total_seconds())
@@ -557,7 +578,7 @@ class _Run:
     async def _release(self, name: str, items: list[Any]) -> None:
         self.stats[name].released += len(items)
         for item in items:
-            self.held[name].pop(id(item), None)
+            self.held[name].pop(item.id, None)
         if items and name in self.lifecycles:
             await self.lifecycles[name].release(items)
 

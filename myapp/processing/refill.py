@@ -54,24 +54,29 @@ class HandlerRefill:
         if len(recent) > self._recent_limit:
             del recent[next(iter(recent))]
 
-    def pause_after(self, returned: int | None, items: Sequence[Any]) -> float | None:
+    def repeats(self, items: Sequence[Any]) -> int:
+        """How many fetched items succeeded here moments ago (checked before they are queued)."""
+        recent = self._recent
+        return sum(1 for item in items if item.id in recent)
+
+    def pause_after(self, returned: int | None, kept: int, repeats: int) -> float | None:
         """Seconds to sleep after a fetch (None: refill as soon as below the low-water mark).
-        `returned` is how many items the handler returned, None if the fetch failed."""
+        `returned` is how many items the handler returned (None: the fetch failed), `kept` how
+        many were queued, `repeats` how many of those had just succeeded here."""
         if returned is None:
             self._fetch_errors += 1
             state = RetryCallState(None, None, (), {})  # type: ignore[arg-type]  # waits read attempt_number only
             state.attempt_number = self._fetch_errors
             return float(FETCH_ERROR_BACKOFF(state))
         self._fetch_errors = 0
-        if self._is_spinning(items):
+        if self._is_spinning(kept, repeats):
             return self.poll_interval.total_seconds()
         if returned < self.quota:
             return self.poll_interval.total_seconds()
         return None
 
-    def _is_spinning(self, items: Sequence[Any]) -> bool:
-        repeats = sum(1 for item in items if item.id in self._recent)
-        if not items or repeats < len(items) * REPEAT_SHARE:
+    def _is_spinning(self, kept: int, repeats: int) -> bool:
+        if not kept or repeats < kept * REPEAT_SHARE:
             self._repeating_fetches = 0
             self.spinning = False
             return False
@@ -85,7 +90,7 @@ class HandlerRefill:
                 "between fetches.",
                 self.name,
                 repeats,
-                len(items),
+                kept,
                 format_timespan(self.poll_interval),
             )
         return self.spinning

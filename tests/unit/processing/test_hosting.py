@@ -1,4 +1,4 @@
-"""BackgroundProcessingService (poll loop) and Host (start/stop order, signals)."""
+"""BackgroundProcessingService (continuous runs, restarts) and Host (start/stop order, signals)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from myapp.processing import CycleReport, HandlerCycleStats, WorkItemProcessingEngine
+from myapp.processing import CycleReport, WorkItemProcessingEngine
 from myapp.processing.hosting import BackgroundProcessingService, Host, HostedService
 from tests.fixtures.logs import LogCapture
 from tests.unit.support import HandlerState, Item, ScopeRecorder, items_for, registration
@@ -20,88 +20,77 @@ ONE_HOUR = timedelta(hours=1)
 
 
 class ScriptedEngine(WorkItemProcessingEngine):
-    """An engine whose cycles follow a script: a report to return or an exception to raise."""
+    """An engine whose continuous runs follow a script: an exception to raise, or None to run
+    until stopped."""
 
-    def __init__(self, script: Sequence[CycleReport | Exception]) -> None:
+    def __init__(self, script: Sequence[Exception | None]) -> None:
         super().__init__([], max_concurrency=1)
         self.script = list(script)
-        self.cycles = 0
-        self.cycle_ran = asyncio.Event()
+        self.runs = 0
+        self.run_started = asyncio.Event()
 
-    async def run_cycle(self) -> CycleReport:
-        step = self.script[min(self.cycles, len(self.script) - 1)]
-        self.cycles += 1
-        self.cycle_ran.set()
-        if isinstance(step, Exception):
+    async def run_continuously(self, poll_interval: timedelta = ONE_HOUR) -> CycleReport:
+        step = self.script[min(self.runs, len(self.script) - 1)]
+        self.runs += 1
+        self.run_started.set()
+        if step is not None:
             raise step
-        return step
+        await self.wait_for_stop()
+        return CycleReport({})
 
-    async def wait_for_cycles(self, count: int) -> None:
+    async def wait_for_runs(self, count: int) -> None:
         async with asyncio.timeout(GUARD_S):
-            while self.cycles < count:
-                self.cycle_ran.clear()
-                await self.cycle_ran.wait()
+            while self.runs < count:
+                self.run_started.clear()
+                await self.run_started.wait()
 
 
-QUIET = CycleReport({"A": HandlerCycleStats(fetched=1, succeeded=1)})
-FULL = CycleReport({"A": HandlerCycleStats(fetched=5, succeeded=5, filled_quota=True)})
-
-
-async def test_the_service_logs_its_start_and_runs_a_cycle_at_once(logs: LogCapture) -> None:
-    engine = ScriptedEngine([QUIET])
+async def test_the_service_logs_its_start_and_runs_the_engine_until_stopped(
+    logs: LogCapture,
+) -> None:
+    engine = ScriptedEngine([None])
     service = BackgroundProcessingService(engine)  # default poll interval: 5 minutes
 
     await service.start()
-    await engine.wait_for_cycles(1)
-    async with asyncio.timeout(GUARD_S):
+    await engine.wait_for_runs(1)
+    async with asyncio.timeout(GUARD_S):  # the stop ends the run at once
         await service.stop()
 
     started = "Unified background processing service started with 00:05:00 poll interval"
     assert [r.level for r in logs.with_message(started)] == ["INFO"]
-    assert engine.cycles == 1
+    assert engine.runs == 1
+    assert engine.stopping
     assert logs.containing("stopped")
 
 
-async def test_stop_interrupts_the_poll_wait_at_once() -> None:
-    engine = ScriptedEngine([QUIET])
-    service = BackgroundProcessingService(engine, poll_interval=ONE_HOUR)
+async def test_an_engine_error_is_logged_and_the_run_restarts(logs: LogCapture) -> None:
+    boom = RuntimeError("engine exploded")
+    engine = ScriptedEngine([boom, None])
+    service = BackgroundProcessingService(engine)
 
     await service.start()
-    await engine.wait_for_cycles(1)
-    async with asyncio.timeout(GUARD_S):  # an hour-long wait must not hold the stop
-        await service.stop()
-
-    assert engine.cycles == 1
-    assert engine.stopping
-
-
-async def test_an_engine_error_is_logged_and_the_loop_keeps_running(logs: LogCapture) -> None:
-    boom = RuntimeError("cycle exploded")
-    engine = ScriptedEngine([boom, QUIET])
-    service = BackgroundProcessingService(engine, poll_interval=timedelta(milliseconds=10))
-
-    await service.start()
-    await engine.wait_for_cycles(3)
+    await engine.wait_for_runs(2)  # after the first restart backoff (1 s)
     await service.stop()
 
     errors = [r for r in logs.records if r.level == "ERROR"]
     assert len(errors) == 1
     assert errors[0].exception is boom
-    assert "cycle 1" in errors[0].message
+    assert "restarting in 1.0s" in errors[0].message
 
 
-async def test_a_filled_quota_starts_the_next_cycle_without_waiting() -> None:
-    engine = ScriptedEngine([FULL, FULL, QUIET])
-    service = BackgroundProcessingService(engine, poll_interval=ONE_HOUR)
+async def test_a_stop_during_the_restart_backoff_ends_the_service_at_once() -> None:
+    engine = ScriptedEngine([RuntimeError("down")])
+    service = BackgroundProcessingService(engine)
 
     await service.start()
-    await engine.wait_for_cycles(3)  # would wait an hour after cycle 1 without the shortcut
-    await service.stop()
+    await engine.wait_for_runs(1)
+    async with asyncio.timeout(0.5):  # the backoff (1 s) does not hold the stop
+        await service.stop()
 
-    assert engine.cycles == 3
+    assert engine.runs == 1
 
 
-async def test_a_filled_quota_with_a_real_engine_drains_the_backlog() -> None:
+async def test_a_backlog_drains_without_waiting_the_poll_interval() -> None:
     backlog = items_for("Backlog", 7)
     drained = asyncio.Event()
 
@@ -109,6 +98,7 @@ async def test_a_filled_quota_with_a_real_engine_drains_the_backlog() -> None:
         return [item for item in backlog if item not in state.processed][:max_items]
 
     async def process(item: Item) -> None:
+        await asyncio.sleep(0.01)
         if len(state.started) == len(backlog):
             drained.set()
 
@@ -123,8 +113,8 @@ async def test_a_filled_quota_with_a_real_engine_drains_the_backlog() -> None:
         await drained.wait()
     await service.stop()
 
-    assert sorted(state.processed, key=lambda i: i.index) == backlog
-    assert state.fetch_requests == [3, 3, 3]  # 3 + 3 + 1: the partial batch ends the burst
+    # Each once, although later fetches returned items still queued or running.
+    assert sorted(state.started, key=lambda i: i.index) == backlog
 
 
 class RecordingService:
