@@ -26,7 +26,13 @@ from myapp.processing.report import CycleReport, HandlerStatsRecorder
 from myapp.processing.scope import Scope
 from myapp.processing.timespan import format_timespan
 from myapp.processing.watchdog import LoopWatchdog
-from myapp.processing.work_item import ClaimLifecycle, DueTime, ProcessorPurpose
+from myapp.processing.work_item import (
+    BatchProcessor,
+    BatchResult,
+    ClaimLifecycle,
+    DueTime,
+    ProcessorPurpose,
+)
 
 DEFAULT_MAX_CONCURRENCY = 4
 DEFAULT_SHUTDOWN_TIMEOUT = timedelta(seconds=30)
@@ -169,6 +175,7 @@ class _Run:
             if poll_interval is not None
         }
         self.tables: dict[str, set[str]] = {}  # claimed table -> handler names, for wake-ups
+        self.batching: set[str] = set()  # handlers with `process_batch`
         self.stats = {r.name: HandlerStatsRecorder() for r in registrations}
         self.lifecycles: dict[str, HandlerLifecycle] = {}
         # Items fetched and not yet finished or released: their leases are renewed.
@@ -263,6 +270,8 @@ class _Run:
         try:
             async with self.open_scope():
                 handler = registration.handler_factory()
+                if isinstance(handler, BatchProcessor):
+                    self.batching.add(name)
                 if name not in self.lifecycles and isinstance(handler, ClaimLifecycle):
                     self._learn_table(name, handler)
                     self.lifecycles[name] = HandlerLifecycle(
@@ -355,7 +364,13 @@ class _Run:
         stop = asyncio.ensure_future(self.engine.wait_for_stop())
         try:
             while entry := await self._next_entry(stop):
-                task = tasks.create_task(self.process(*entry))
+                name, item = entry
+                if name in self.batching:
+                    more = self.by_name[name].max_items_per_cycle - 1
+                    batch = [item, *self.queue.take_more(name, more)]
+                    task = tasks.create_task(self.process_batch(name, batch))
+                else:
+                    task = tasks.create_task(self.process(name, item))
                 in_flight.add(task)
                 task.add_done_callback(in_flight.discard)
             if self.engine.stopping:
@@ -398,12 +413,12 @@ class _Run:
         lifecycle = self.lifecycles.get(name)
         try:
             if lifecycle is None:
-                await self._process(name, item, None)
+                await self._process(name, item)
             elif id(item) in self.lost:  # its lease was taken while it waited: never started
                 self.stats[name].lost += 1
             else:
                 self.running[id(item)] = asyncio.current_task()  # type: ignore[assignment]
-                await self._process(name, item, lifecycle)
+                await self._process(name, item)
         finally:
             if lifecycle is not None:
                 self.running.pop(id(item), None)
@@ -413,7 +428,7 @@ class _Run:
             self.queue.task_done(name)
             self.slots.release()
 
-    async def _process(self, name: str, item: Any, lifecycle: HandlerLifecycle | None) -> None:
+    async def _process(self, name: str, item: Any) -> None:
         registration = self.by_name[name]
         timeout = _seconds(registration.item_timeout or self.engine.item_timeout)
         deadline = asyncio.timeout(timeout)
@@ -423,11 +438,13 @@ class _Run:
                 handler = registration.handler_factory()
                 if _is_synchronous(handler):
                     await self._in_thread(registration, handler, item, deadline)
+                elif timeout is None:  # the common case: no timeout context to enter and leave
+                    await handler.process(item)
                 else:
                     async with deadline:
                         await handler.process(item)
         except TimeoutError as error:
-            if deadline.expired():
+            if timeout is not None and deadline.expired():
                 message = "Work item {} from handler {} timed out after {}s and was cancelled"
                 logger.error(message, item.id, name, timeout)
                 await self._failed(name, item, error)
@@ -444,13 +461,63 @@ class _Run:
         except Exception as error:
             await self._failed(name, item, error, log=True)
         else:
-            stats = self.stats[name]
-            stats.succeeded += 1
-            stats.busy_seconds += perf_counter() - started
-            if self.continuous:
-                self.refills[name].succeeded(item.id)
-            if lifecycle is not None:
-                lifecycle.completed(item)
+            self._succeeded(name, item, perf_counter() - started)
+
+    async def process_batch(self, name: str, items: list[Any]) -> None:
+        """Several items of a `process_batch` handler in one call, one scope and one slot."""
+        stats = self.stats[name]
+        live = [item for item in items if id(item) not in self.lost]
+        stats.lost += len(items) - len(live)
+        try:
+            if live:
+                await self._process_batch(name, live)
+        finally:
+            for item in items:
+                self.lost.discard(id(item))
+                self.held[name].pop(item.id, None)
+                self.queue.task_done(name)
+            stats.finished = perf_counter()
+            self.slots.release()
+
+    async def _process_batch(self, name: str, items: list[Any]) -> None:
+        registration = self.by_name[name]
+        timeout = _seconds(registration.item_timeout or self.engine.item_timeout)
+        started = perf_counter()
+        try:
+            async with self.open_scope():
+                handler = registration.handler_factory()
+                async with asyncio.timeout(timeout):
+                    result: BatchResult | None = await handler.process_batch(items)
+        except asyncio.CancelledError as error:
+            logger.warning(
+                "A batch of {} work items from handler {} was cancelled", len(items), name
+            )
+            for item in items:
+                await self._failed(name, item, error)
+            raise
+        except Exception as error:  # the whole batch failed, its timeout included
+            logger.opt(exception=error).error(
+                "Error processing a batch of {} work items from handler {}", len(items), name
+            )
+            for item in items:
+                await self._failed(name, item, error)
+            return
+        failed = result.failed if result is not None else {}
+        seconds = (perf_counter() - started) / len(items)
+        for item in items:
+            if item.id in failed:
+                await self._failed(name, item, failed[item.id], log=True)
+            else:
+                self._succeeded(name, item, seconds)
+
+    def _succeeded(self, name: str, item: Any, seconds: float) -> None:
+        stats = self.stats[name]
+        stats.succeeded += 1
+        stats.busy_seconds += seconds
+        if self.continuous:
+            self.refills[name].succeeded(item.id)
+        if lifecycle := self.lifecycles.get(name):
+            lifecycle.completed(item)
 
     async def _in_thread(
         self,

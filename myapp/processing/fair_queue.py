@@ -64,6 +64,17 @@ class FairQueue(Generic[T]):
                 return key, self._items[key].popleft()
         return None
 
+    def take_more(self, key: str, limit: int) -> list[T]:
+        """Up to `limit` more queued items of `key` at once (a batch), whatever its cap: a batch
+        handler's cap counts the calls it runs at once, each of which may carry a batch."""
+        items = self._items[key]
+        taken = [items.popleft() for _ in range(min(limit, len(items)))]
+        self._in_flight[key] += len(taken)
+        self._size -= len(taken)
+        for _ in taken:
+            self._space.release()
+        return taken
+
     async def get(self) -> tuple[str, T] | None:
         """The next item in turn, waiting for one; None once closed and empty."""
         while True:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import IntEnum
 from typing import Protocol, TypeVar, runtime_checkable
@@ -61,6 +62,24 @@ class ClaimLifecycle(Protocol[T_contra]):
     async def extend(self, items: Sequence[T_contra]) -> Collection[uuid.UUID] | None: ...
 
     async def release(self, items: Sequence[T_contra]) -> None: ...
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What `process_batch` reports: the items that failed, by id, with their errors. Every
+    other item of the batch succeeded."""
+
+    failed: Mapping[uuid.UUID, BaseException] = field(default_factory=dict)
+
+
+@runtime_checkable
+class BatchProcessor(Protocol[T_contra]):
+    """Optional: a handler that processes several items in one call (one scope, one session,
+    one request to a service that takes batches) defines `process_batch`; the engine then
+    calls it instead of `process` with up to `MaxItemsPerCycle` of the handler's queued items.
+    Raising fails the whole batch; returning None means every item succeeded."""
+
+    async def process_batch(self, items: Sequence[T_contra]) -> BatchResult | None: ...
 
 
 @runtime_checkable
