@@ -13,6 +13,11 @@ Attempts: every claim counts, a reclaim after an expired lease included (the wor
 crashed on the row). A row met by a claim with its attempts already used up is not run again:
 the same statement dead-letters it (Failed, `last_error` = EXHAUSTED_ERROR) and it is not
 returned. `release` (claimed, never started) gives the attempt back.
+
+Time: eligibility (`locked_until < now`, `next_attempt_at <= now`), the lease end written by
+`claim` and `extend` and the retry time written by `fail` all come from ONE clock, the
+database's (see sql_time), so a worker whose own clock is wrong by hours neither takes a live
+lease nor shortens its own. Tests that move time by hand pass an explicit `clock` instead.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import UnaryExpression
 
 from myapp.processing.claim_columns import DEFAULT_MAX_ATTEMPTS, ClaimColumns, UtcDateTime
+from myapp.processing.sql_time import NO_OFFSET, bound_time, database_time
 
 __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
@@ -123,7 +129,12 @@ def error_text(error: BaseException | str, limit: int = ERROR_TEXT_LIMIT) -> str
 
 
 class Claims(Generic[M]):
-    """The claim protocol over one table for one worker; each method is one transaction."""
+    """The claim protocol over one table for one worker; each method is one transaction.
+
+    `clock=None` (the default, and what production uses): every time the protocol reads or
+    writes is the database's, evaluated in the statement. An explicit `clock` (a test moving
+    time by hand) replaces it: read once per method call, bound as a parameter.
+    """
 
     def __init__(
         self,
@@ -131,7 +142,7 @@ class Claims(Generic[M]):
         spec: ClaimSpec[M],
         *,
         worker_id: str,
-        clock: Callable[[], datetime],
+        clock: Callable[[], datetime] | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self._session = session
@@ -146,15 +157,13 @@ class Claims(Generic[M]):
         """Up to `limit` rows, now Started and leased to this worker, in the spec's order."""
         if limit <= 0:
             return []
-        spec, t, now = self._spec, self._model, self._now()
-        picked = self._pick(limit, now)
+        spec, t, at = self._spec, self._model, self._time()
+        picked = self._pick(limit, at(NO_OFFSET))
         exhausted = t.attempts >= t.max_attempts
         values: dict[Any, Any] = {
             spec.status: case((exhausted, spec.failed), else_=spec.started),
             t.locked_by: case((exhausted, null()), else_=literal(self._worker_id)),
-            t.locked_until: case(
-                (exhausted, null()), else_=literal(now + spec.lease, UtcDateTime())
-            ),
+            t.locked_until: case((exhausted, null()), else_=at(spec.lease)),
             t.attempts: case((exhausted, t.attempts), else_=t.attempts + 1),
             t.last_error: case((exhausted, literal(EXHAUSTED_ERROR)), else_=t.last_error),
         }
@@ -200,7 +209,7 @@ class Claims(Generic[M]):
         self, id: uuid.UUID, error: BaseException | str, *, permanent: bool = False
     ) -> FailOutcome:
         """Schedule a retry, or dead-letter the row (permanent, or no attempts left)."""
-        spec, t, now = self._spec, self._model, self._now()
+        spec, t, at = self._spec, self._model, self._time()
         message = error_text(error)
         row = (
             await self._session.execute(
@@ -219,7 +228,7 @@ class Claims(Generic[M]):
                 changes[spec.error_column] = message
         else:
             outcome = FailOutcome.RETRY_SCHEDULED
-            retry_at = now + spec.retry.delay(attempts, self._rng)
+            retry_at = at(spec.retry.delay(attempts, self._rng))
             changes |= {spec.status: spec.queued, t.next_attempt_at: retry_at}
         # `attempts` unchanged since the read: the row was not taken over in between.
         won = await self._update_owned([id], changes, t.attempts == attempts)
@@ -237,7 +246,7 @@ class Claims(Generic[M]):
 
     async def extend(self, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
         """Renew the leases this worker still holds; the ids it won."""
-        lease_end = self._now() + self._spec.lease
+        lease_end = self._time()(self._spec.lease)
         return await self._update_owned(ids, {self._model.locked_until: lease_end})
 
     async def release(self, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
@@ -253,13 +262,18 @@ class Claims(Generic[M]):
             },
         )
 
-    def _now(self) -> datetime:
+    def _time(self) -> Callable[[timedelta], ColumnElement[datetime]]:
+        """`now + offset` as SQL for one method call: the database's clock, or the explicit
+        clock read once (so every time in the call is the same instant)."""
+        if self._clock is None:
+            return functools.partial(database_time, self._session.get_bind().dialect.name)
         now = self._clock()
         if now.tzinfo is None:
             raise ValueError("the claim clock must return timezone-aware datetimes")
-        return now.astimezone(UTC)
+        now = now.astimezone(UTC)
+        return lambda offset: bound_time(now + offset)
 
-    def _pick(self, limit: int, now: datetime) -> ColumnElement[bool]:
+    def _pick(self, limit: int, now: ColumnElement[datetime]) -> ColumnElement[bool]:
         t = self._model
         candidates = (
             select(t.id)
@@ -273,7 +287,7 @@ class Claims(Generic[M]):
             return t.id == any_(func.array(locked))  # type: ignore[no-any-return]
         return t.id.in_(candidates.scalar_subquery())  # type: ignore[no-any-return]
 
-    def _eligible(self, now: datetime) -> list[ColumnElement[bool]]:
+    def _eligible(self, now: ColumnElement[datetime]) -> list[ColumnElement[bool]]:
         spec, t = self._spec, self._model
         conditions = [
             # Repeats the partial index predicate so the planner can use the index.
