@@ -72,6 +72,10 @@ ERROR_TEXT_LIMIT = 2000
 # PostgreSQL allows 32,767 bind parameters per statement, SQLite 32,766.
 IDS_PER_STATEMENT = 10_000
 EXHAUSTED_ERROR = "attempts exhausted: the lease of the last attempt ran out before it finished"
+# The columns the protocol itself writes on dead-letter: `dead_letter_values` may not set them.
+PROTOCOL_COLUMNS = frozenset(
+    {"attempts", "max_attempts", "next_attempt_at", "locked_by", "locked_until", "last_error"}
+)
 
 M = TypeVar("M", bound=ClaimColumns)
 
@@ -96,7 +100,9 @@ class ClaimSpec(Generic[M]):
     """What to claim: the table, its status column and values, the order and extra filters.
 
     `error_column`, if set, also receives the error text of a dead-lettered row (e.g. a
-    domain `error_message` column next to `last_error`).
+    domain `error_message` column next to `last_error`). `dead_letter_values` (column name ->
+    value) are written whenever a row is dead-lettered, by `fail` and by `claim` alike (e.g.
+    erase a secret the row no longer needs).
     """
 
     model: type[M]
@@ -110,6 +116,20 @@ class ClaimSpec(Generic[M]):
     lease: timedelta = DEFAULT_LEASE
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     error_column: QueryableAttribute[Any] | None = None
+    dead_letter_values: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.dead_letter_values:
+            return
+        columns = inspect(self.model).columns.keys()
+        written = {self.status.key, *PROTOCOL_COLUMNS}
+        if self.error_column is not None:
+            written.add(self.error_column.key)
+        for key in self.dead_letter_values:
+            if key not in columns:
+                raise ValueError(f"dead_letter_values: {self.model.__name__} has no column {key!r}")
+            if key in written:
+                raise ValueError(f"dead_letter_values may not set {key!r}: the claim protocol does")
 
 
 class FailOutcome(Enum):
@@ -171,6 +191,9 @@ class Claims(Generic[M]):
             values[spec.error_column] = case(
                 (exhausted, literal(EXHAUSTED_ERROR)), else_=spec.error_column
             )
+        for key, value in spec.dead_letter_values.items():
+            column = getattr(t, key)
+            values[column] = case((exhausted, literal(value, column.type)), else_=column)
         statement = update(spec.model).where(picked).values(values).returning(spec.model)
         rows = (
             (
@@ -226,6 +249,7 @@ class Claims(Generic[M]):
             changes |= {spec.status: spec.failed, t.next_attempt_at: None}
             if spec.error_column is not None:
                 changes[spec.error_column] = message
+            changes |= {getattr(t, key): value for key, value in spec.dead_letter_values.items()}
         else:
             outcome = FailOutcome.RETRY_SCHEDULED
             retry_at = at(spec.retry.delay(attempts, self._rng))
