@@ -10,7 +10,7 @@ from myapp.processing.worker_id import new_worker_id
 class CoreContainer(containers.DeclarativeContainer):
     config = providers.Configuration()
 
-    # "Now" for every handler and the claim protocol; tests override it with a fake clock.
+    # "Now" for every handler (leases use the database's clock); tests override it.
     clock = providers.Object(utc_now)
     worker_id = providers.Singleton(new_worker_id)
     # Singletons holding connections register here and are closed once, at shutdown.

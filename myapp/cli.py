@@ -20,6 +20,7 @@ from myapp.cli_context import Context, format_table, prepare_database, run_async
 from myapp.commands.photos import photos_app
 from myapp.commands.shein import shein_app
 from myapp.commands.status import status
+from myapp.data.clock_skew import warn_if_clock_skewed
 from myapp.processing.errors import ConfigurationError
 from myapp.processing.hosting import Host, run_one_cycle
 from myapp.processing.report import CycleReport
@@ -87,6 +88,7 @@ def run(
 async def _run(context: Context, once: bool) -> CycleReport | None:
     container = context.container
     await prepare_database(context)
+    await warn_if_clock_skewed(container.database.engine(), container.core.clock())
     logger.info("Worker {} starting", container.core.worker_id())
     for registration in registrations(container):
         if not registration.enabled:

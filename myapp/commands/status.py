@@ -17,8 +17,7 @@ def status(ctx: typer.Context) -> None:
     async def statuses() -> list[TableStatus]:
         await prepare_database(context)
         async with Scope():
-            now = context.container.core.clock()()
-            return await table_statuses(context.container.database.session(), now)
+            return await table_statuses(context.container.database.session())
 
     header = (
         "TABLE",

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from myapp.data.models import ProcessingStatus, ProductPhoto, StagingBatch
+from myapp.processing.sql_time import bound_time, database_time
 
 CLAIMABLE_MODELS: tuple[type[StagingBatch] | type[ProductPhoto], ...] = (StagingBatch, ProductPhoto)
 
@@ -22,12 +23,17 @@ class TableStatus:
     oldest_queued: datetime | None
 
 
-async def table_statuses(session: AsyncSession, now: datetime) -> list[TableStatus]:
-    return [await _table_status(session, model, now) for model in CLAIMABLE_MODELS]
+async def table_statuses(session: AsyncSession, now: datetime | None = None) -> list[TableStatus]:
+    """`now` decides which leases ran out; None (the default): the database's time, the one
+    the claims use."""
+    moment = bound_time(now) if now is not None else database_time(session.get_bind().dialect.name)
+    return [await _table_status(session, model, moment) for model in CLAIMABLE_MODELS]
 
 
 async def _table_status(
-    session: AsyncSession, model: type[StagingBatch] | type[ProductPhoto], now: datetime
+    session: AsyncSession,
+    model: type[StagingBatch] | type[ProductPhoto],
+    now: ColumnElement[datetime],
 ) -> TableStatus:
     live = model.deleted_at.is_(None)
     rows = await session.execute(

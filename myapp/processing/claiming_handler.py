@@ -31,11 +31,19 @@ class ClaimingHandler(ABC, Generic[M]):
     recorded."""
 
     def __init__(
-        self, *, session: AsyncSession, worker_id: str, clock: Callable[[], datetime]
+        self,
+        *,
+        session: AsyncSession,
+        worker_id: str,
+        clock: Callable[[], datetime],
+        lease_clock: Callable[[], datetime] | None = None,
     ) -> None:
         self._session = session
         self._worker_id = worker_id
         self._clock = clock
+        # Leases and due times use the database's clock, never `clock`; tests moving lease
+        # time by hand give `lease_clock`.
+        self._lease_clock = lease_clock
 
     @abstractmethod
     def claim_spec(self) -> ClaimSpec[M]: ...
@@ -60,7 +68,7 @@ class ClaimingHandler(ABC, Generic[M]):
     @functools.cached_property
     def claims(self) -> Claims[M]:
         return Claims(
-            self._session, self.claim_spec(), worker_id=self._worker_id, clock=self._clock
+            self._session, self.claim_spec(), worker_id=self._worker_id, clock=self._lease_clock
         )
 
     async def fetch_work_items(self, max_items: int) -> Sequence[M]:

@@ -13,6 +13,11 @@ Attempts: every claim counts, a reclaim after an expired lease included (the wor
 crashed on the row). A row met by a claim with its attempts already used up is not run again:
 the same statement dead-letters it (Failed, `last_error` = EXHAUSTED_ERROR) and it is not
 returned. `release` (claimed, never started) gives the attempt back.
+
+Time: eligibility (`locked_until < now`, `next_attempt_at <= now`), the lease end written by
+`claim` and `extend` and the retry time written by `fail` all come from ONE clock, the
+database's (see sql_time), so a worker whose own clock is wrong by hours neither takes a live
+lease nor shortens its own. Tests that move time by hand pass an explicit `clock` instead.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import UnaryExpression
 
 from myapp.processing.claim_columns import DEFAULT_MAX_ATTEMPTS, ClaimColumns, UtcDateTime
+from myapp.processing.sql_time import NO_OFFSET, bound_time, database_time
 
 __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
@@ -66,6 +72,10 @@ ERROR_TEXT_LIMIT = 2000
 # PostgreSQL allows 32,767 bind parameters per statement, SQLite 32,766.
 IDS_PER_STATEMENT = 10_000
 EXHAUSTED_ERROR = "attempts exhausted: the lease of the last attempt ran out before it finished"
+# The columns the protocol itself writes on dead-letter: `dead_letter_values` may not set them.
+PROTOCOL_COLUMNS = frozenset(
+    {"attempts", "max_attempts", "next_attempt_at", "locked_by", "locked_until", "last_error"}
+)
 
 M = TypeVar("M", bound=ClaimColumns)
 
@@ -90,7 +100,9 @@ class ClaimSpec(Generic[M]):
     """What to claim: the table, its status column and values, the order and extra filters.
 
     `error_column`, if set, also receives the error text of a dead-lettered row (e.g. a
-    domain `error_message` column next to `last_error`).
+    domain `error_message` column next to `last_error`). `dead_letter_values` (column name ->
+    value) are written whenever a row is dead-lettered, by `fail` and by `claim` alike (e.g.
+    erase a secret the row no longer needs).
     """
 
     model: type[M]
@@ -104,6 +116,20 @@ class ClaimSpec(Generic[M]):
     lease: timedelta = DEFAULT_LEASE
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     error_column: QueryableAttribute[Any] | None = None
+    dead_letter_values: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.dead_letter_values:
+            return
+        columns = inspect(self.model).columns.keys()
+        written = {self.status.key, *PROTOCOL_COLUMNS}
+        if self.error_column is not None:
+            written.add(self.error_column.key)
+        for key in self.dead_letter_values:
+            if key not in columns:
+                raise ValueError(f"dead_letter_values: {self.model.__name__} has no column {key!r}")
+            if key in written:
+                raise ValueError(f"dead_letter_values may not set {key!r}: the claim protocol does")
 
 
 class FailOutcome(Enum):
@@ -123,7 +149,12 @@ def error_text(error: BaseException | str, limit: int = ERROR_TEXT_LIMIT) -> str
 
 
 class Claims(Generic[M]):
-    """The claim protocol over one table for one worker; each method is one transaction."""
+    """The claim protocol over one table for one worker; each method is one transaction.
+
+    `clock=None` (the default, and what production uses): every time the protocol reads or
+    writes is the database's, evaluated in the statement. An explicit `clock` (a test moving
+    time by hand) replaces it: read once per method call, bound as a parameter.
+    """
 
     def __init__(
         self,
@@ -131,7 +162,7 @@ class Claims(Generic[M]):
         spec: ClaimSpec[M],
         *,
         worker_id: str,
-        clock: Callable[[], datetime],
+        clock: Callable[[], datetime] | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self._session = session
@@ -146,15 +177,13 @@ class Claims(Generic[M]):
         """Up to `limit` rows, now Started and leased to this worker, in the spec's order."""
         if limit <= 0:
             return []
-        spec, t, now = self._spec, self._model, self._now()
-        picked = self._pick(limit, now)
+        spec, t, at = self._spec, self._model, self._time()
+        picked = self._pick(limit, at(NO_OFFSET))
         exhausted = t.attempts >= t.max_attempts
         values: dict[Any, Any] = {
             spec.status: case((exhausted, spec.failed), else_=spec.started),
             t.locked_by: case((exhausted, null()), else_=literal(self._worker_id)),
-            t.locked_until: case(
-                (exhausted, null()), else_=literal(now + spec.lease, UtcDateTime())
-            ),
+            t.locked_until: case((exhausted, null()), else_=at(spec.lease)),
             t.attempts: case((exhausted, t.attempts), else_=t.attempts + 1),
             t.last_error: case((exhausted, literal(EXHAUSTED_ERROR)), else_=t.last_error),
         }
@@ -162,6 +191,9 @@ class Claims(Generic[M]):
             values[spec.error_column] = case(
                 (exhausted, literal(EXHAUSTED_ERROR)), else_=spec.error_column
             )
+        for key, value in spec.dead_letter_values.items():
+            column = getattr(t, key)
+            values[column] = case((exhausted, literal(value, column.type)), else_=column)
         statement = update(spec.model).where(picked).values(values).returning(spec.model)
         rows = (
             (
@@ -200,7 +232,7 @@ class Claims(Generic[M]):
         self, id: uuid.UUID, error: BaseException | str, *, permanent: bool = False
     ) -> FailOutcome:
         """Schedule a retry, or dead-letter the row (permanent, or no attempts left)."""
-        spec, t, now = self._spec, self._model, self._now()
+        spec, t, at = self._spec, self._model, self._time()
         message = error_text(error)
         row = (
             await self._session.execute(
@@ -217,9 +249,10 @@ class Claims(Generic[M]):
             changes |= {spec.status: spec.failed, t.next_attempt_at: None}
             if spec.error_column is not None:
                 changes[spec.error_column] = message
+            changes |= {getattr(t, key): value for key, value in spec.dead_letter_values.items()}
         else:
             outcome = FailOutcome.RETRY_SCHEDULED
-            retry_at = now + spec.retry.delay(attempts, self._rng)
+            retry_at = at(spec.retry.delay(attempts, self._rng))
             changes |= {spec.status: spec.queued, t.next_attempt_at: retry_at}
         # `attempts` unchanged since the read: the row was not taken over in between.
         won = await self._update_owned([id], changes, t.attempts == attempts)
@@ -237,7 +270,7 @@ class Claims(Generic[M]):
 
     async def extend(self, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
         """Renew the leases this worker still holds; the ids it won."""
-        lease_end = self._now() + self._spec.lease
+        lease_end = self._time()(self._spec.lease)
         return await self._update_owned(ids, {self._model.locked_until: lease_end})
 
     async def release(self, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
@@ -253,13 +286,18 @@ class Claims(Generic[M]):
             },
         )
 
-    def _now(self) -> datetime:
+    def _time(self) -> Callable[[timedelta], ColumnElement[datetime]]:
+        """`now + offset` as SQL for one method call: the database's clock, or the explicit
+        clock read once (so every time in the call is the same instant)."""
+        if self._clock is None:
+            return functools.partial(database_time, self._session.get_bind().dialect.name)
         now = self._clock()
         if now.tzinfo is None:
             raise ValueError("the claim clock must return timezone-aware datetimes")
-        return now.astimezone(UTC)
+        now = now.astimezone(UTC)
+        return lambda offset: bound_time(now + offset)
 
-    def _pick(self, limit: int, now: datetime) -> ColumnElement[bool]:
+    def _pick(self, limit: int, now: ColumnElement[datetime]) -> ColumnElement[bool]:
         t = self._model
         candidates = (
             select(t.id)
@@ -273,7 +311,7 @@ class Claims(Generic[M]):
             return t.id == any_(func.array(locked))  # type: ignore[no-any-return]
         return t.id.in_(candidates.scalar_subquery())  # type: ignore[no-any-return]
 
-    def _eligible(self, now: datetime) -> list[ColumnElement[bool]]:
+    def _eligible(self, now: ColumnElement[datetime]) -> list[ColumnElement[bool]]:
         spec, t = self._spec, self._model
         conditions = [
             # Repeats the partial index predicate so the planner can use the index.

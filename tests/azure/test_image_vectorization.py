@@ -31,6 +31,7 @@ from myapp.vectorization.images import ImageLoader
 from tests.azure.conftest import API_KEY, MODEL
 from tests.azure.fake_inference import FakeImageEmbeddingsServer, vector_for
 from tests.azure.peers import ImageServer, ServedFile, make_image
+from tests.data.claim_helpers import database_now, pass_time
 from tests.fixtures.clock import FakeClock
 
 WORKER = "worker-test-1"
@@ -85,6 +86,12 @@ class Vectorization:
             for i, content in enumerate(contents)
         ]
         return urls, contents
+
+    async def pass_time(self, delta: timedelta, model: type[Any] = ProductPhoto) -> None:
+        """`delta` goes by for the handlers (the fake clock) and for the claims (the
+        database's clock, by moving the table's retry times and lease ends back)."""
+        self.clock.advance(delta)
+        await pass_time(self.sessions, model, delta)
 
     async def rows(self, model: type[Any] = ProductPhoto) -> list[Any]:
         async with self.sessions() as session:
@@ -201,12 +208,12 @@ async def test_a_429_is_retried_through_the_claim_backoff(vectorization: Vectori
     [row] = await vectorization.rows()
     assert first.failed == 1
     assert (row.status, row.attempts, row.embedding) == (ProcessingStatus.QUEUED, 1, None)
-    assert row.next_attempt_at > vectorization.clock()
+    assert row.next_attempt_at > await database_now(vectorization.sessions)
     assert "HTTP 429" in row.last_error and "Rate limit exceeded" in row.last_error
 
     assert (await engine.run_cycle()).handlers["ImageVectorization"].fetched == 0  # backing off
 
-    vectorization.clock.advance(timedelta(hours=2))
+    await vectorization.pass_time(timedelta(hours=2))
     last = await engine.run_cycle()
     [row] = await vectorization.rows()
     assert last.succeeded == 1
@@ -283,7 +290,7 @@ async def test_the_api_key_is_absent_from_logs_and_stored_errors(
     vectorization.ai.fail_next(500, message=f"internal error; your key was {API_KEY}")
     await vectorization.engine().run_cycle()
     await vectorization.add_photos(urls[1:])
-    vectorization.clock.advance(timedelta(hours=2))
+    await vectorization.pass_time(timedelta(hours=2))
     # Enough for a batch of both and for each photo alone: both fail, batched or not.
     vectorization.ai.fail_next(400, times=3, message=f"api-key {API_KEY} cannot embed this")
     await vectorization.engine().run_cycle()
@@ -309,19 +316,21 @@ async def test_transient_image_download_failures_are_retried(
     assert (row.status, row.attempts) == (ProcessingStatus.QUEUED, 1)
 
     vectorization.images.files["/flaky.png"] = ServedFile(content)
-    vectorization.clock.advance(timedelta(hours=2))
+    await vectorization.pass_time(timedelta(hours=2))
     await engine.run_cycle()
     [row] = await vectorization.rows()
     assert row.status == ProcessingStatus.COMPLETED
 
 
-async def run_until_idle(engine: WorkItemProcessingEngine, clock: FakeClock) -> list[CycleReport]:
+async def run_until_idle(
+    engine: WorkItemProcessingEngine, vectorization: Vectorization, model: type[Any]
+) -> list[CycleReport]:
     reports = []
     for _ in range(10):
         reports.append(await engine.run_cycle())
         if reports[-1].handlers and not any(s.fetched for s in reports[-1].handlers.values()):
             return reports
-        clock.advance(timedelta(hours=2))
+        await vectorization.pass_time(timedelta(hours=2), model)
     return reports
 
 
@@ -341,7 +350,7 @@ async def test_a_second_registration_vectorizes_another_photo_table(
         )
         engine = WorkItemProcessingEngine([registration], max_concurrency=4)
 
-        await run_until_idle(engine, vectorization.clock)
+        await run_until_idle(engine, vectorization, DeliveryPhoto)
 
         delivered = await vectorization.rows(DeliveryPhoto)
         for row, content in zip(delivered, contents, strict=True):

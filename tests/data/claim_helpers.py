@@ -1,17 +1,20 @@
-"""Helpers for the claim tests: a spec over ProductPhoto and one-shot calls in fresh sessions."""
+"""Helpers for the claim tests: a spec over ProductPhoto, one-shot calls in fresh sessions, and
+the database's clock (read it; move a table's lease ends and retry times as if it ran on)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from myapp.data.models import ProcessingStatus, ProductPhoto
+from myapp.processing.claim_columns import ClaimColumns
 from myapp.processing.claims import Claims, ClaimSpec, FailOutcome, RetryPolicy
+from myapp.processing.sql_time import database_time
 from tests.fixtures.clock import FakeClock
 
 LEASE = timedelta(minutes=5)
@@ -99,3 +102,33 @@ class Worker:
 
     def _claims(self, session: AsyncSession) -> Claims[ProductPhoto]:
         return Claims(session, self.spec, worker_id=self.id, clock=self.clock)
+
+
+async def database_now(factory: async_sessionmaker[AsyncSession]) -> datetime:
+    """The time the claims read: the database's."""
+    async with factory() as session:
+        moment = database_time(session.get_bind().dialect.name)
+        return (await session.execute(select(moment))).scalar_one()
+
+
+async def pass_time(
+    factory: async_sessionmaker[AsyncSession], model: type[ClaimColumns], delta: timedelta
+) -> None:
+    """As if `delta` went by on the database's clock (which tests cannot move): every lease end
+    and retry time in `model`'s table moves `delta` earlier."""
+
+    def earlier(moment: datetime | None) -> datetime | None:
+        return None if moment is None else moment - delta
+
+    table: Any = model
+    async with factory() as session:
+        rows = await session.execute(select(table.id, table.locked_until, table.next_attempt_at))
+        for id, locked_until, next_attempt_at in rows.all():
+            await session.execute(
+                update(table)
+                .where(table.id == id)
+                .values(
+                    locked_until=earlier(locked_until), next_attempt_at=earlier(next_attempt_at)
+                )
+            )
+        await session.commit()

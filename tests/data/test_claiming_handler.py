@@ -51,7 +51,7 @@ async def _add_batches(factory: Factory, clock: FakeClock, count: int) -> None:
 async def _call(factory: Factory, clock: FakeClock, method: str, *args: Any) -> Any:
     """A fresh session and a fresh handler per call, as the engine does."""
     async with factory() as session:
-        handler = BatchHandler(session=session, worker_id="w1", clock=clock)
+        handler = BatchHandler(session=session, worker_id="w1", clock=clock, lease_clock=clock)
         return await getattr(handler, method)(*args)
 
 

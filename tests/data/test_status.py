@@ -8,7 +8,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from myapp.data.models import ProcessingStatus, ProductPhoto, StagingBatch
 from myapp.data.status import table_statuses
+from tests.data.claim_helpers import database_now
 from tests.fixtures.clock import FakeClock
+
+LIVE_LEASE = timedelta(minutes=5)
 
 
 async def test_counts_expired_leases_and_oldest_queued(
@@ -53,3 +56,26 @@ async def test_counts_expired_leases_and_oldest_queued(
     assert batches.oldest_queued == now - timedelta(hours=2)
     assert photos.counts[ProcessingStatus.QUEUED] == 1  # the soft-deleted photo is not counted
     assert photos.oldest_queued == now
+
+
+async def test_expired_leases_are_counted_by_the_database_clock(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    now = await database_now(session_factory)
+    async with session_factory() as session:
+        for index, locked_until in enumerate([now - timedelta(seconds=30), now + LIVE_LEASE]):
+            session.add(
+                StagingBatch(
+                    batch_processor_name="Shein",
+                    file_hash=f"hash-{index}",
+                    status=ProcessingStatus.STARTED,
+                    locked_until=locked_until,
+                )
+            )
+        await session.commit()
+
+    async with session_factory() as session:
+        batches, _ = await table_statuses(session)  # no `now`: the database's, as claims use
+
+    assert batches.counts[ProcessingStatus.STARTED] == 2
+    assert batches.expired_leases == 1
