@@ -74,6 +74,11 @@ class ClaimingHandler(ABC, Generic[M]):
     async def fetch_work_items(self, max_items: int) -> Sequence[M]:
         return await self.claims.claim(max_items)
 
+    async def next_due_in(self) -> timedelta | None:
+        """When a row this worker could not claim becomes claimable (continuous mode sleeps
+        until then at most): a retry's backoff ending, or another worker's lease running out."""
+        return await self.claims.next_due_in()
+
     async def complete(self, items: Sequence[M]) -> Collection[uuid.UUID]:
         """Mark the items done; the ids this worker no longer held (not recorded)."""
         ids = [item.id for item in items]

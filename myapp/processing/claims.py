@@ -43,6 +43,7 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    type_coerce,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -285,6 +286,34 @@ class Claims(Generic[M]):
                 t.attempts: case((t.attempts > 0, t.attempts - 1), else_=0),
             },
         )
+
+    async def next_due_in(self) -> timedelta | None:
+        """How long until a row this worker cannot claim now becomes claimable: a retry whose
+        backoff ends, or another worker's lease that runs out. None if there is none."""
+        spec, t, now = self._spec, self._model, self._time()(NO_OFFSET)
+        due = case((spec.status == spec.queued, t.next_attempt_at), else_=t.locked_until)
+        filters = [
+            spec.status.in_([spec.queued, spec.started]),
+            or_(
+                and_(spec.status == spec.queued, t.next_attempt_at > now),
+                and_(
+                    spec.status == spec.started,
+                    t.locked_until > now,
+                    t.locked_by != self._worker_id,
+                ),
+            ),
+            *spec.where,
+        ]
+        if hasattr(t, "deleted_at"):
+            filters.append(t.deleted_at.is_(None))
+        row = (
+            await self._session.execute(
+                select(func.min(type_coerce(due, UtcDateTime())), now).where(*filters)
+            )
+        ).one()
+        await self._session.rollback()
+        earliest, current = row
+        return None if earliest is None else earliest - current
 
     def _time(self) -> Callable[[timedelta], ColumnElement[datetime]]:
         """`now + offset` as SQL for one method call: the database's clock, or the explicit

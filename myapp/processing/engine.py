@@ -558,6 +558,8 @@ class _Run:
             )
         if lifecycle := self.lifecycles.get(name):
             await lifecycle.failed(item, error)
+            if self.continuous:  # a retry was scheduled: the handler learns when it falls due
+                self.refills[name].wake.set()
 
     # Leases: renew those of every held item (queued or running), release those never started.
 
