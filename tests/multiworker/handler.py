@@ -1,16 +1,19 @@
-"""The test handler: claims `multiworker_rows`, journals every process call in `process_calls`.
+"""The test handler: claims `multiworker_rows`, journals every process call.
 
 Its section `BackgroundProcessing:MultiWorker` (environment `BackgroundProcessing__MultiWorker__*`)
-sets the lease, the retry backoff, a sleep per item, and whether calls are journaled (the
-benchmark's no-op run turns the journal off).
+sets the lease, the retry backoff, a sleep per item (`SleepPerItem`, plus a random part up to
+`SleepJitter`), and the journals: `Journal` (the `process_calls` table; the benchmark's no-op
+run turns it off) and `JournalFile` (this worker's journal file, see journal.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, ClassVar
 
 from sqlalchemy import insert
@@ -20,6 +23,7 @@ from myapp.processing.claiming_handler import ClaimingHandler
 from myapp.processing.claims import ClaimSpec
 from myapp.processing.options import HandlerOptions
 from myapp.processing.timespan import NonNegativeTimeSpan, PositiveTimeSpan
+from tests.multiworker.journal import append_event
 from tests.multiworker.models import ProcessCall, WorkRow, work_row_spec
 
 HANDLER_NAME = "MultiWorker"
@@ -34,7 +38,9 @@ class MultiWorkerOptions(HandlerOptions):
     lease: PositiveTimeSpan = timedelta(seconds=30)
     retry_base: PositiveTimeSpan = timedelta(milliseconds=100)
     sleep_per_item: NonNegativeTimeSpan = timedelta(0)
+    sleep_jitter: NonNegativeTimeSpan = timedelta(0)
     journal: bool = True
+    journal_file: Path | None = None
 
 
 class MultiWorkerHandler(ClaimingHandler[WorkRow]):
@@ -63,8 +69,8 @@ class MultiWorkerHandler(ClaimingHandler[WorkRow]):
         call_id = uuid.uuid4()
         await self._journal(call_id, item, "start")
         try:
-            if self._options.sleep_per_item:
-                await asyncio.sleep(self._options.sleep_per_item.total_seconds())
+            if sleep := self._sleep_seconds():
+                await asyncio.sleep(sleep)
             if item.poison:
                 raise PoisonError(POISON_MESSAGE)
         except Exception:
@@ -72,7 +78,13 @@ class MultiWorkerHandler(ClaimingHandler[WorkRow]):
             raise
         await self._journal(call_id, item, "finish")
 
+    def _sleep_seconds(self) -> float:
+        jitter = self._options.sleep_jitter.total_seconds()
+        return self._options.sleep_per_item.total_seconds() + random.uniform(0, jitter)
+
     async def _journal(self, call_id: uuid.UUID, item: WorkRow, event: str) -> None:
+        if self._options.journal_file is not None:
+            append_event(self._options.journal_file, self._worker_id, call_id, item.id, event)
         if not self._options.journal:
             return
         await self._session.execute(

@@ -4,17 +4,14 @@ test tables, seeding, worker subprocesses (`python -m myapp ... run`) and journa
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import signal
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 from sqlalchemy.engine import make_url
@@ -22,12 +19,15 @@ from sqlalchemy.engine import make_url
 from myapp.data.database import create_engine
 from tests.fixtures.database import create_postgres_database, drop_postgres_database
 from tests.multiworker.handler import HANDLER_NAME
+from tests.multiworker.journal import Call, read_journal
 from tests.multiworker.models import CALLS_TABLE, ROWS_TABLE, TestBase
+from tests.multiworker.worker_container import CLOCK_OFFSET_VARIABLE
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKER_CONTAINER = "tests.multiworker.worker_container:Container"
 SECTION = f"BackgroundProcessing__{HANDLER_NAME}"
 STOP_TIMEOUT_S = 30.0
+DRAIN_TIMEOUT_S = 120.0
 LOG_TAIL_CHARS = 3000
 
 
@@ -124,20 +124,31 @@ async def wait_until(
     return time.monotonic() - started
 
 
+async def not_finished(connection: asyncpg.Connection) -> int:
+    """Rows neither Completed nor Failed."""
+    return int(
+        await connection.fetchval(
+            f"SELECT count(*) FROM {ROWS_TABLE} WHERE status NOT IN ('Completed', 'Failed')"
+        )
+    )
+
+
+async def drain(
+    connection: asyncpg.Connection, workers: WorkerPool, what: str, within: float = DRAIN_TIMEOUT_S
+) -> float:
+    """Wait until every row is Completed or Failed; the seconds it took."""
+
+    async def drained() -> bool:
+        return await not_finished(connection) == 0
+
+    return await wait_until(drained, within=within, what=what, workers=workers)
+
+
 # The journal --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Call:
-    call_id: uuid.UUID
-    row_id: uuid.UUID
-    worker_id: str
-    started_at: Any
-    ended_at: Any | None
-    outcome: str | None  # "finish", "error", or None: never ended (its worker died)
-
-
 async def process_calls(connection: asyncpg.Connection) -> list[Call]:
+    """The calls in the `process_calls` table (stamped by the database's clock)."""
     rows = await connection.fetch(
         f"""
         SELECT s.call_id, s.row_id, s.worker_id, s.at AS started_at,
@@ -151,22 +162,6 @@ async def process_calls(connection: asyncpg.Connection) -> list[Call]:
     return [Call(**dict(row)) for row in rows]
 
 
-def overlapping_calls(calls: list[Call], ended_by: Mapping[str, Any] | None = None) -> list[str]:
-    """Pairs of calls of one row that ran at the same time. A call that never ended (its
-    worker was killed) counts as running until `ended_by[worker_id]`, else forever."""
-    by_row: dict[uuid.UUID, list[Call]] = {}
-    for call in calls:
-        by_row.setdefault(call.row_id, []).append(call)
-    problems = []
-    for row_id, row_calls in by_row.items():
-        ordered = sorted(row_calls, key=lambda c: c.started_at)
-        for earlier, later in itertools.pairwise(ordered):
-            end = earlier.ended_at or (ended_by or {}).get(earlier.worker_id)
-            if end is None or later.started_at < end:
-                problems.append(f"row {row_id}: {earlier} overlaps {later}")
-    return problems
-
-
 # Workers ------------------------------------------------------------------------------------
 
 
@@ -176,6 +171,7 @@ def worker_environment(url: str, **settings: str) -> dict[str, str]:
         key: value
         for key, value in os.environ.items()
         if not key.lower().startswith(("connectionstrings__", "backgroundprocessing__"))
+        and key != CLOCK_OFFSET_VARIABLE
     }
     env.update(
         {
@@ -197,7 +193,10 @@ def worker_environment(url: str, **settings: str) -> dict[str, str]:
 class Worker:
     process: subprocess.Popen[bytes]
     log_path: Path
+    overrides: dict[str, str]  # the settings it was started with beyond the pool's
+    journal_path: Path | None = None
     stopped_by_test: bool = False
+    killed_at: float | None = None  # time.time() once its SIGKILL is done
 
     @property
     def pid(self) -> int:
@@ -211,30 +210,47 @@ class Worker:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return text[-LOG_TAIL_CHARS:]
 
+    def executions(self) -> list[Call]:
+        """The calls in its journal file; those it was killed in end at its death."""
+        if self.journal_path is None:
+            raise ValueError(f"worker {self.pid} was started without a journal file")
+        return read_journal(self.journal_path, self.killed_at)
+
 
 @dataclass
 class WorkerPool:
-    """Worker subprocesses; always stopped (SIGKILL as a last resort) when the test ends."""
+    """Worker subprocesses; always stopped (SIGKILL as a last resort) when the test ends.
+
+    With `journal_files`, each worker journals its calls in a file of its own (journal.py).
+    """
 
     url: str
     log_dir: Path
     settings: dict[str, str] = field(default_factory=dict)
     workers: list[Worker] = field(default_factory=list)
+    journal_files: bool = False
 
     def start(self, count: int = 1, **settings: str) -> list[Worker]:
-        env = worker_environment(self.url, **{**self.settings, **settings})
         command = [sys.executable, "-m", "myapp", "--container", WORKER_CONTAINER, "run"]
         started = []
         for _ in range(count):
-            log_path = self.log_dir / f"worker-{len(self.workers)}.log"
+            name = f"worker-{len(self.workers)}"
+            log_path = self.log_dir / f"{name}.log"
+            journal_path = self.log_dir / f"{name}.journal" if self.journal_files else None
+            journal = {f"{SECTION}__JournalFile": str(journal_path)} if journal_path else {}
+            env = worker_environment(self.url, **{**self.settings, **journal, **settings})
             with log_path.open("wb") as log:
                 process = subprocess.Popen(
                     command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
                 )
-            worker = Worker(process, log_path)
+            worker = Worker(process, log_path, dict(settings), journal_path)
             self.workers.append(worker)
             started.append(worker)
         return started
+
+    def alive(self) -> list[Worker]:
+        """The workers the test has not stopped (a crashed one is here: see assert_alive)."""
+        return [worker for worker in self.workers if not worker.stopped_by_test]
 
     def assert_alive(self) -> None:
         for worker in self.workers:
@@ -246,6 +262,13 @@ class WorkerPool:
         worker.stopped_by_test = True
         worker.process.send_signal(signal.SIGKILL)
         worker.process.wait(STOP_TIMEOUT_S)
+        worker.killed_at = time.time()
+
+    def restart(self, worker: Worker) -> Worker:
+        """SIGKILL `worker` and start another with the same settings."""
+        self.kill(worker)
+        (replacement,) = self.start(1, **worker.overrides)
+        return replacement
 
     def terminate(self, workers: list[Worker] | None = None) -> dict[int, int]:
         """SIGTERM, then wait: {pid: exit code}."""
@@ -255,6 +278,15 @@ class WorkerPool:
             if worker.process.poll() is None:
                 worker.process.send_signal(signal.SIGTERM)
         return {w.pid: w.process.wait(STOP_TIMEOUT_S) for w in chosen}
+
+    def stop_cleanly(self, workers: list[Worker] | None = None) -> None:
+        """SIGTERM; every one must exit 0."""
+        codes = self.terminate(workers)
+        assert all(code == 0 for code in codes.values()), f"exit codes {codes}\n{self.logs()}"
+
+    def executions(self) -> list[Call]:
+        """Every call journaled by every worker the pool started (journal files)."""
+        return [call for worker in self.workers for call in worker.executions()]
 
     def logs(self) -> str:
         return "\n".join(f"--- worker {w.pid} ---\n{w.log()}" for w in self.workers)

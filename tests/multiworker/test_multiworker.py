@@ -13,12 +13,13 @@ import asyncpg
 import pytest
 
 from tests.multiworker.handler import POISON_MESSAGE
+from tests.multiworker.journal import overlapping_calls
 from tests.multiworker.models import ROWS_TABLE
 from tests.multiworker.support import (
     SECTION,
     Worker,
     WorkerPool,
-    overlapping_calls,
+    drain,
     process_calls,
     seed_rows,
     status_counts,
@@ -27,23 +28,7 @@ from tests.multiworker.support import (
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
-DRAIN_TIMEOUT_S = 120.0
 STEP_TIMEOUT_S = 60.0
-
-
-async def not_finished(db: asyncpg.Connection) -> int:
-    return int(
-        await db.fetchval(
-            f"SELECT count(*) FROM {ROWS_TABLE} WHERE status NOT IN ('Completed', 'Failed')"
-        )
-    )
-
-
-async def drain(db: asyncpg.Connection, workers: WorkerPool, what: str) -> None:
-    async def drained() -> bool:
-        return await not_finished(db) == 0
-
-    await wait_until(drained, within=DRAIN_TIMEOUT_S, what=what, workers=workers)
 
 
 async def held_by(db: asyncpg.Connection, worker: Worker) -> set[uuid.UUID]:
@@ -72,10 +57,6 @@ async def completed_by(db: asyncpg.Connection, worker: Worker) -> int:
     )
 
 
-def assert_stopped_cleanly(codes: dict[int, int], workers: WorkerPool) -> None:
-    assert all(code == 0 for code in codes.values()), f"exit codes {codes}\n{workers.logs()}"
-
-
 async def test_four_workers_complete_every_row_exactly_once(
     db: asyncpg.Connection, workers: WorkerPool
 ) -> None:
@@ -83,7 +64,7 @@ async def test_four_workers_complete_every_row_exactly_once(
     workers.start(4)
 
     await drain(db, workers, "4 workers to complete 5,000 rows")
-    assert_stopped_cleanly(workers.terminate(), workers)
+    workers.stop_cleanly()
 
     assert await status_counts(db) == {"Completed": 5000}
     leftovers = await db.fetchval(
@@ -129,7 +110,7 @@ async def test_killed_worker_rows_are_reclaimed_and_finished_rows_not_rerun(
     assert held_at_kill and victim_id is not None
 
     await drain(db, workers, "the survivors to finish every row, the victim's included")
-    assert_stopped_cleanly(workers.terminate(workers.workers[1:]), workers)
+    workers.stop_cleanly(workers.workers[1:])
 
     assert await status_counts(db) == {"Completed": 600}
     assert await db.fetchval(f"SELECT count(*) FROM {ROWS_TABLE} WHERE completions <> 1") == 0
@@ -166,7 +147,7 @@ async def test_poison_row_is_dead_lettered_and_others_complete(
     workers.start(2)
 
     await drain(db, workers, "the rows to complete and the poison row to be dead-lettered")
-    assert_stopped_cleanly(workers.terminate(), workers)
+    workers.stop_cleanly()
 
     assert await status_counts(db) == {"Completed": 200, "Failed": 1}
     poison = await db.fetchrow(f"SELECT * FROM {ROWS_TABLE} WHERE poison")
@@ -205,7 +186,7 @@ async def test_sigterm_finishes_in_flight_items_and_releases_the_rest(
     await wait_until(mid_batch, within=STEP_TIMEOUT_S, what="the worker to start", workers=workers)
     running = await running_calls()
     held = await held_by(db, worker)
-    assert_stopped_cleanly(workers.terminate([worker]), workers)
+    workers.stop_cleanly([worker])
 
     # Items running at the stop ran to their end and were completed.
     calls = await process_calls(db)
@@ -229,7 +210,7 @@ async def test_sigterm_finishes_in_flight_items_and_releases_the_rest(
 
     workers.start(1, **{f"{SECTION}__SleepPerItem": "00:00:00"})
     await drain(db, workers, "a second worker to finish the released rows")
-    assert_stopped_cleanly(workers.terminate(workers.workers[1:]), workers)
+    workers.stop_cleanly(workers.workers[1:])
 
     assert await status_counts(db) == {"Completed": 300}
     assert await db.fetchval(f"SELECT max(attempts) FROM {ROWS_TABLE}") == 1
@@ -264,7 +245,7 @@ async def test_queued_items_keep_their_lease_while_a_slow_worker_works_through_t
     workers.start(1)  # a fast worker that would take any row whose lease ran out
 
     await drain(db, workers, "both workers to finish 20 rows")
-    assert_stopped_cleanly(workers.terminate(), workers)
+    workers.stop_cleanly()
 
     assert await db.fetchval(f"SELECT max(attempts) FROM {ROWS_TABLE}") == 1
     calls = await process_calls(db)

@@ -1,19 +1,43 @@
 """The container the worker subprocesses run: the application's, with only the test handler.
 
 python -m myapp --container tests.multiworker.worker_container:Container run
+
+With MYAPP_TEST_CLOCK_OFFSET_SECONDS set (e.g. `10` or `-10`) the worker's application clock,
+`core.clock`, runs that far from the real one: a machine whose clock is off. Only the clock the
+application is given moves; the OS clock (and so the journal file's timestamps) does not.
 """
 
 from __future__ import annotations
 
+import os
+from datetime import datetime, timedelta
+from typing import Any
+
 from dependency_injector import providers
+from loguru import logger
 
 from containers.application import ApplicationContainer
 from containers.processing import ProcessingContainer
+from myapp.clock import Clock, utc_now
 from myapp.processing.wiring import add_handler
 from myapp.processing.work_item import ProcessorPurpose
 from tests.multiworker.handler import HANDLER_NAME, MultiWorkerHandler
 
 DEFAULT_QUOTA = 100
+CLOCK_OFFSET_VARIABLE = "MYAPP_TEST_CLOCK_OFFSET_SECONDS"
+
+
+def clock_from_environment() -> Clock:
+    """`utc_now`, or `utc_now() + offset` when CLOCK_OFFSET_VARIABLE says so."""
+    offset = timedelta(seconds=float(os.environ.get(CLOCK_OFFSET_VARIABLE) or 0))
+    if not offset:
+        return utc_now
+    logger.warning("Test clock: core.clock runs {:+g} s off the real clock", offset.total_seconds())
+
+    def skewed_now() -> datetime:
+        return utc_now() + offset
+
+    return skewed_now
 
 
 class MultiWorkerProcessing(ProcessingContainer):
@@ -39,3 +63,10 @@ class Container(ApplicationContainer):
         database=ApplicationContainer.database,
         azure=ApplicationContainer.azure,
     )
+
+    def __new__(cls, **overriding_providers: Any) -> Any:
+        # Overridden on the instance (the class's providers are ApplicationContainer's own), so
+        # every provider that reads `core.clock`, in any sub-container, sees the skew.
+        container = super().__new__(cls, **overriding_providers)
+        container.core.clock.override(providers.Object(clock_from_environment()))
+        return container
