@@ -15,6 +15,7 @@ from myapp.processing.lifecycle import HandlerLifecycle, ScopeFactory
 from myapp.processing.registration import HandlerRegistration
 from myapp.processing.report import CycleReport, HandlerStatsRecorder
 from myapp.processing.scope import Scope
+from myapp.processing.transient import describe_database_error, is_database_unavailable
 from myapp.processing.work_item import ClaimLifecycle, ProcessorPurpose
 
 DEFAULT_MAX_CONCURRENCY = 4
@@ -132,9 +133,13 @@ class _Cycle:
             items = await self._within_quota(name, quota, items)
             items = _without_duplicates(name, items, stats)  # needs a hashable `id` on each
         except Exception as error:
-            stats.fetch_error = f"{type(error).__name__}: {error}"
+            stats.fetch_error, stats.fetch_exception = f"{type(error).__name__}: {error}", error
             stats.finished = perf_counter()
-            logger.opt(exception=error).error("Error fetching work items from handler {}", name)
+            if is_database_unavailable(error):  # one line: the outage lasts many cycles
+                summary = describe_database_error(error)
+                logger.warning("Error fetching work items from handler {}: {}", name, summary)
+            else:
+                logger.opt(exception=error).error("Error fetching work items from handler {}", name)
             return
         stats.filled_quota = fetched >= quota
         stats.fetched = len(items)

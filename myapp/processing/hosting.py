@@ -14,6 +14,7 @@ from loguru import logger
 from myapp.processing.engine import WorkItemProcessingEngine
 from myapp.processing.report import CycleReport
 from myapp.processing.timespan import format_timespan
+from myapp.processing.transient import DatabaseOutage, is_database_unavailable
 
 DEFAULT_POLL_INTERVAL = timedelta(minutes=5)
 
@@ -30,6 +31,10 @@ class BackgroundProcessingService:
 
     When the last cycle filled some handler's quota there is probably more work waiting, so the
     next cycle starts at once: throughput is not capped at quota / poll interval.
+
+    When the database is away (the cycle failed, or every fetch failed, because it cannot be
+    reached) the service says so once, retries with a capped backoff instead of the poll
+    interval, and says once when it is back (`DatabaseOutage`).
     """
 
     def __init__(
@@ -38,6 +43,7 @@ class BackgroundProcessingService:
         self.engine = engine
         self.poll_interval = poll_interval
         self.cycles = 0
+        self.outage = DatabaseOutage()
         self._stop_requested = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -65,6 +71,9 @@ class BackgroundProcessingService:
         logger.info("Unified background processing service started with {} poll interval", interval)
         while not self._stop_requested.is_set():
             report = await self.run_one_cycle()
+            if self.outage.down:
+                await self._wait_for_stop(timedelta(seconds=self.outage.next_delay()))
+                continue
             if report is not None and report.more_work_waiting:
                 logger.debug("A handler filled its quota; starting the next cycle now")
                 continue
@@ -72,12 +81,21 @@ class BackgroundProcessingService:
         logger.info("Unified background processing service stopped")
 
     async def run_one_cycle(self) -> CycleReport | None:
+        """One cycle; the outage tracker learns whether the database answered."""
         self.cycles += 1
         try:
-            return await self.engine.run_cycle()
-        except Exception:
-            logger.exception("Error during background processing cycle {}", self.cycles)
+            report = await self.engine.run_cycle()
+        except Exception as error:
+            if is_database_unavailable(error):
+                self.outage.failed(error)
+            else:
+                logger.exception("Error during background processing cycle {}", self.cycles)
             return None
+        if (unavailable := _database_unavailable(report)) is not None:
+            self.outage.failed(unavailable)
+        else:
+            self.outage.recovered()
+        return report
 
     async def _wait_for_stop(self, interval: timedelta) -> None:
         try:
@@ -148,6 +166,14 @@ def handle_stop_signals(on_signal: Callable[[], None]) -> Iterator[None]:
     finally:
         for sig in STOP_SIGNALS:
             loop.remove_signal_handler(sig)
+
+
+def _database_unavailable(report: CycleReport) -> BaseException | None:
+    """The error of a cycle whose every fetch failed because the database is unavailable."""
+    errors = [stats.fetch_exception for stats in report.handlers.values()]
+    if errors and all(e is not None and is_database_unavailable(e) for e in errors):
+        return errors[0]
+    return None
 
 
 async def run_one_cycle(engine: WorkItemProcessingEngine) -> CycleReport:

@@ -22,6 +22,8 @@ class HandlerCycleStats:
     fetch_error: str | None = None
     filled_quota: bool = False
     """The handler returned at least its quota: more work is probably waiting."""
+    fetch_exception: BaseException | None = field(default=None, compare=False, repr=False)
+    """The error behind `fetch_error`, for callers that decide by its kind (database away)."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class HandlerStatsRecorder:
     released: int = 0
     filled_quota: bool = False
     fetch_error: str | None = None
+    fetch_exception: BaseException | None = None
     started: float = field(default_factory=perf_counter)
     finished: float | None = None
 
@@ -76,5 +79,6 @@ class HandlerStatsRecorder:
             duplicates=self.duplicates,
             released=self.released,
             fetch_error=self.fetch_error,
+            fetch_exception=self.fetch_exception,
             filled_quota=self.filled_quota,
         )
