@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import warnings
 from pathlib import Path
+from threading import Thread
 from typing import Any
 from urllib.parse import quote
 
+import aiosqlite
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SAWarning
@@ -16,6 +19,8 @@ from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/myapp.db"
 # How long a SQLite writer waits for another writer's lock before "database is locked".
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# How long a failed SQLite connect waits for aiosqlite's worker thread to stop (it takes ~1 ms).
+AIOSQLITE_STOP_WAIT_S = 5.0
 REDACTED = "***"
 SECRET_QUERY_PARTS = ("password", "passwd", "pwd", "secret", "token", "key")
 
@@ -108,6 +113,8 @@ def _create_sqlite_engine(url: URL, **engine_options: Any) -> AsyncEngine:
     database = url.database
     if database and database != ":memory:" and not database.startswith("file:"):
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    connect_args = engine_options.setdefault("connect_args", {})
+    connect_args.setdefault("async_creator_fn", _open_aiosqlite)
     with warnings.catch_warnings():
         # SQLAlchemy ignores URL options pysqlite does not take, with a warning: refuse them
         # instead, as asyncpg does, so a misspelt option is seen at start-up.
@@ -129,3 +136,18 @@ def _create_sqlite_engine(url: URL, **engine_options: Any) -> AsyncEngine:
             cursor.close()
 
     return engine
+
+
+async def _open_aiosqlite(*args: Any, **kwargs: Any) -> Any:
+    """`aiosqlite.connect`, waiting on failure for the worker thread it leaves stopping: else
+    that thread may end after the event loop has closed and print a traceback ("Event loop is
+    closed") under the one line a command prints for a file it cannot open."""
+    connection = aiosqlite.connect(*args, **kwargs)
+    # aiosqlite < 0.22: the connection is the thread. Daemon, as SQLAlchemy makes it.
+    thread = connection if isinstance(connection, Thread) else connection._thread
+    thread.daemon = True
+    try:
+        return await connection
+    except Exception:
+        await asyncio.to_thread(thread.join, AIOSQLITE_STOP_WAIT_S)
+        raise

@@ -38,12 +38,16 @@ class BackgroundProcessingService:
     """
 
     def __init__(
-        self, engine: WorkItemProcessingEngine, *, poll_interval: timedelta = DEFAULT_POLL_INTERVAL
+        self,
+        engine: WorkItemProcessingEngine,
+        *,
+        poll_interval: timedelta = DEFAULT_POLL_INTERVAL,
+        outage: DatabaseOutage | None = None,
     ) -> None:
         self.engine = engine
         self.poll_interval = poll_interval
         self.cycles = 0
-        self.outage = DatabaseOutage()
+        self.outage = outage or DatabaseOutage()
         self._stop_requested = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
