@@ -166,7 +166,7 @@ class DatabaseOutage:
             return
         seconds = time.monotonic() - self._since
         logger.info(
-            "Database reachable again after {:.0f} s ({} failed attempts)", seconds, self._attempts
+            "Database reachable again after {:.1f} s ({} failed attempts)", seconds, self._attempts
         )
         self._since = None
         self._attempts = 0
