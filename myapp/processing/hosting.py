@@ -14,7 +14,11 @@ from loguru import logger
 from myapp.processing.engine import WorkItemProcessingEngine
 from myapp.processing.report import CycleReport
 from myapp.processing.timespan import format_timespan
-from myapp.processing.transient import DatabaseOutage, is_database_unavailable
+from myapp.processing.transient import (
+    DatabaseOutage,
+    is_database_unavailable,
+    raised_by_database,
+)
 
 DEFAULT_POLL_INTERVAL = timedelta(minutes=5)
 
@@ -32,9 +36,10 @@ class BackgroundProcessingService:
     When the last cycle filled some handler's quota there is probably more work waiting, so the
     next cycle starts at once: throughput is not capped at quota / poll interval.
 
-    When the database is away (the cycle failed, or every fetch failed, because it cannot be
-    reached) the service says so once, retries with a capped backoff instead of the poll
-    interval, and says once when it is back (`DatabaseOutage`).
+    When the database is away (the cycle, or a fetch, failed because it cannot be reached) the
+    service says so once, retries with a capped backoff instead of the poll interval, and says
+    once when it is back (`DatabaseOutage`). Any fetch, not every: handlers that do not use the
+    database (BlobCleanup) keep working through its outage.
     """
 
     def __init__(
@@ -90,7 +95,7 @@ class BackgroundProcessingService:
         try:
             report = await self.engine.run_cycle()
         except Exception as error:
-            if is_database_unavailable(error):
+            if _database_away(error):
                 self.outage.failed(error)
             else:
                 logger.exception("Error during background processing cycle {}", self.cycles)
@@ -173,11 +178,13 @@ def handle_stop_signals(on_signal: Callable[[], None]) -> Iterator[None]:
 
 
 def _database_unavailable(report: CycleReport) -> BaseException | None:
-    """The error of a cycle whose every fetch failed because the database is unavailable."""
-    errors = [stats.fetch_exception for stats in report.handlers.values()]
-    if errors and all(e is not None and is_database_unavailable(e) for e in errors):
-        return errors[0]
-    return None
+    """The error of the first fetch that failed because the database cannot be reached."""
+    errors = (stats.fetch_exception for stats in report.handlers.values())
+    return next((e for e in errors if e is not None and _database_away(e)), None)
+
+
+def _database_away(error: BaseException) -> bool:
+    return is_database_unavailable(error) and raised_by_database(error)
 
 
 async def run_one_cycle(engine: WorkItemProcessingEngine) -> CycleReport:

@@ -46,6 +46,9 @@ FILESYSTEM_ERRORS = (
     PermissionError,
 )
 
+# Where database errors are raised from: SQLAlchemy and the drivers it runs on.
+DATABASE_PACKAGES = frozenset({"sqlalchemy", "asyncpg", "aiosqlite", "sqlite3", "psycopg"})
+
 # Backoff between attempts while the database is away: 0.5 s, 1 s, 2 s ... capped at 30 s, each
 # plus 0-1 s at random so that many workers do not all retry at the same instant.
 FIRST_RETRY_DELAY_S = 0.5
@@ -67,6 +70,18 @@ def is_transient_database_error(error: BaseException) -> bool:
     """`is_database_unavailable`, or a serialization failure or deadlock: a retry may succeed."""
     return is_database_unavailable(error) or any(
         sqlstate(link) in RETRYABLE_SQLSTATES for link in error_chain(error)
+    )
+
+
+def raised_by_database(error: BaseException) -> bool:
+    """True when `error` came from the database: a SQLAlchemy or DB-API error is in its chain,
+    or it was raised through a database driver (asyncpg's refused connection is a plain OSError,
+    as is an HTTP client's, so its traceback tells them apart)."""
+    return any(
+        isinstance(link, sa_exc.SQLAlchemyError | sqlite3.Error)
+        or sqlstate(link) is not None
+        or _through_database_code(link)
+        for link in error_chain(error)
     )
 
 
@@ -123,6 +138,16 @@ def _is_unavailable(error: BaseException) -> bool:
     if type(error).__name__ == "InterfaceError":
         return any(part in str(error).lower() for part in CLOSED_CONNECTION_MESSAGES)
     return isinstance(error, OSError) and not isinstance(error, FILESYSTEM_ERRORS)
+
+
+def _through_database_code(error: BaseException) -> bool:
+    frame = error.__traceback__
+    while frame is not None:
+        module = str(frame.tb_frame.f_globals.get("__name__", ""))
+        if module.partition(".")[0] in DATABASE_PACKAGES:
+            return True
+        frame = frame.tb_next
+    return False
 
 
 def _retry_wait() -> wait_base:

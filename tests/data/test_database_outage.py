@@ -92,14 +92,16 @@ class Outage(Protocol):
 
 
 class TcpProxy:
-    """Forwards a loopback port to the server. `stop()` aborts every connection through it and
-    closes the port; `start()` listens again on the same port."""
+    """Forwards a loopback port to the server. `stop()` aborts every connection through it (a
+    reset, as when a server or a network goes) and closes the port; `start()` listens again on
+    the same port."""
 
     def __init__(self, host: str, port: int) -> None:
         self.target = (host, port)
         self.port = 0
         self._server: asyncio.Server | None = None
-        self._connections: set[asyncio.Task[None]] = set()
+        self._open: set[asyncio.StreamWriter] = set()
+        self._forwarding: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._forward, "127.0.0.1", self.port)
@@ -108,24 +110,31 @@ class TcpProxy:
     async def stop(self) -> None:
         assert self._server is not None
         self._server.close()
-        for connection in list(self._connections):
-            connection.cancel()
-        await asyncio.gather(*self._connections, return_exceptions=True)
+        for writer in list(self._open):
+            writer.transport.abort()
+        await asyncio.gather(*self._forwarding, return_exceptions=True)
         await self._server.wait_closed()
 
     async def _forward(self, client: asyncio.StreamReader, to_client: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._connections.add(task)
-        writers = [to_client]
+        self._open.add(to_client)
         try:
             server, to_server = await asyncio.open_connection(*self.target)
-            writers.append(to_server)
-            await asyncio.gather(_pipe(client, to_server), _pipe(server, to_client))
+        except OSError:
+            to_client.transport.abort()
+            self._open.discard(to_client)
+            return
+        self._open.add(to_server)
+        pipes = asyncio.gather(_pipe(client, to_server), _pipe(server, to_client))
+        self._forwarding.add(pipes)
+        try:
+            await pipes
+        except OSError:
+            pass  # a reset: the other side is aborted below
         finally:
-            for writer in writers:
-                writer.transport.abort()  # a reset, as when a server or a network goes
-            self._connections.discard(task)
+            for writer in (to_client, to_server):
+                writer.transport.abort()
+                self._open.discard(writer)
+            self._forwarding.discard(pipes)
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -25,6 +25,7 @@ from myapp.processing.transient import (
     describe_database_error,
     is_database_unavailable,
     is_transient_database_error,
+    raised_by_database,
 )
 from tests.fixtures.database import postgres_admin_dsn
 
@@ -80,6 +81,7 @@ async def test_a_closed_port_is_unavailable_through_sqlalchemy_and_asyncpg() -> 
 
     assert_unavailable(through_engine)
     assert_unavailable(direct)
+    assert raised_by_database(through_engine) and raised_by_database(direct)
     assert SECRET not in describe_database_error(through_engine)
 
 
@@ -292,6 +294,7 @@ def test_the_cause_is_found_behind_other_errors() -> None:
 
     assert_unavailable(chained)
     assert_unavailable(context_only)  # __context__ stays even when `from None` hides it
+    assert not raised_by_database(chained)  # refused, but not by a database driver
 
 
 def test_a_description_is_one_line_without_sql_or_password() -> None:

@@ -4,8 +4,11 @@ warning, and the service retrying with backoff instead of its poll interval."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Sequence
 
+import asyncpg
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from tenacity import wait_fixed
@@ -29,7 +32,21 @@ BACK = "Database reachable again"
 
 
 def refused() -> ConnectionRefusedError:
+    """Made by hand: not raised by a database driver."""
     return ConnectionRefusedError(111, f"Connect call failed postgresql://app:{SECRET}@db/x")
+
+
+@pytest.fixture
+async def db_refused() -> BaseException:
+    """A real refusal, raised by asyncpg connecting to a loopback port nobody listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    try:
+        await asyncpg.connect(host="127.0.0.1", port=port, user="postgres")
+    except OSError as error:
+        return error
+    pytest.fail("nobody should listen there")
 
 
 def levels(logs: LogCapture, fragment: str) -> list[str]:
@@ -121,10 +138,9 @@ async def test_an_unreachable_database_is_a_one_line_fetch_warning(logs: LogCapt
 # --- The service: back off while the database is away, poll again once it is back ------------
 
 
-def unavailable_report(*names: str, healthy: Sequence[str] = ()) -> CycleReport:
+def failed_fetches(error: BaseException, *names: str, healthy: Sequence[str] = ()) -> CycleReport:
     stats = {
-        name: HandlerCycleStats(fetch_error="ConnectionRefusedError", fetch_exception=refused())
-        for name in names
+        name: HandlerCycleStats(fetch_error=repr(error), fetch_exception=error) for name in names
     }
     stats.update({name: HandlerCycleStats(fetched=1, succeeded=1) for name in healthy})
     return CycleReport(stats)
@@ -134,7 +150,9 @@ def fast_outage() -> DatabaseOutage:
     return DatabaseOutage(wait=wait_fixed(0.01))
 
 
-async def run_until(engine: ScriptedEngine, service: BackgroundProcessingService, cycles: int):
+async def run_until(
+    engine: ScriptedEngine, service: BackgroundProcessingService, cycles: int
+) -> None:
     await service.start()
     await engine.wait_for_cycles(cycles)
     async with asyncio.timeout(GUARD_S):
@@ -142,10 +160,10 @@ async def run_until(engine: ScriptedEngine, service: BackgroundProcessingService
 
 
 async def test_a_cycle_failing_on_the_database_backs_off_instead_of_polling(
-    logs: LogCapture,
+    db_refused: BaseException, logs: LogCapture
 ) -> None:
     """An hour's poll interval: the 4th cycle comes at once only because of the backoff."""
-    engine = ScriptedEngine([refused(), refused(), refused(), QUIET])
+    engine = ScriptedEngine([db_refused, db_refused, db_refused, QUIET])
     service = BackgroundProcessingService(engine, poll_interval=ONE_HOUR, outage=fast_outage())
 
     await run_until(engine, service, 4)
@@ -156,8 +174,11 @@ async def test_a_cycle_failing_on_the_database_backs_off_instead_of_polling(
     assert not service.outage.down
 
 
-async def test_every_fetch_failing_on_the_database_backs_off_too(logs: LogCapture) -> None:
-    down = unavailable_report("Shein", "Photos")
+async def test_a_fetch_failing_on_the_database_backs_off_while_others_work(
+    db_refused: BaseException, logs: LogCapture
+) -> None:
+    """BlobCleanup does not use the database: it keeps working through the outage."""
+    down = failed_fetches(db_refused, "Shein", "Photos", healthy=["BlobCleanup"])
     engine = ScriptedEngine([down, down, QUIET])
     service = BackgroundProcessingService(engine, poll_interval=ONE_HOUR, outage=fast_outage())
 
@@ -167,8 +188,9 @@ async def test_every_fetch_failing_on_the_database_backs_off_too(logs: LogCaptur
     assert levels(logs, BACK) == ["INFO"]
 
 
-async def test_one_fetch_failing_while_others_work_is_not_an_outage(logs: LogCapture) -> None:
-    engine = ScriptedEngine([unavailable_report("Shein", healthy=["BlobCleanup"])])
+async def test_a_network_error_outside_the_database_is_not_an_outage(logs: LogCapture) -> None:
+    """An HTTP client's refused connection is an OSError too, but not raised by a driver."""
+    engine = ScriptedEngine([failed_fetches(refused(), "BlobCleanup", healthy=["Shein"])])
     service = BackgroundProcessingService(engine, poll_interval=ONE_HOUR, outage=fast_outage())
 
     await service.start()
@@ -180,8 +202,8 @@ async def test_one_fetch_failing_while_others_work_is_not_an_outage(logs: LogCap
     assert not logs.containing(UNREACHABLE)
 
 
-async def test_a_stop_interrupts_the_backoff_wait() -> None:
-    engine = ScriptedEngine([refused()])
+async def test_a_stop_interrupts_the_backoff_wait(db_refused: BaseException) -> None:
+    engine = ScriptedEngine([db_refused])
     outage = DatabaseOutage(wait=wait_fixed(ONE_HOUR.total_seconds()))
     service = BackgroundProcessingService(engine, poll_interval=ONE_HOUR, outage=outage)
 
