@@ -1,4 +1,4 @@
-"""python -m myapp: run | run --once | handlers | db upgrade | shein ... | photos ..."""
+"""python -m myapp: run [--once] | handlers | status | db upgrade|stamp | shein ... | photos ..."""
 
 from __future__ import annotations
 
@@ -16,17 +16,19 @@ from myapp.bootstrap import (
     build_hosted_services,
     registrations,
 )
-from myapp.cli_context import Context, format_table, prepare_database, run_async
+from myapp.cli_context import Context, format_table, on_database, prepare_database, run_async
 from myapp.commands.photos import photos_app
 from myapp.commands.shein import shein_app
 from myapp.commands.status import status
 from myapp.data.clock_skew import warn_if_clock_skewed
+from myapp.data.errors import DatabaseStartupError
 from myapp.processing.errors import ConfigurationError
 from myapp.processing.hosting import Host, run_one_cycle
 from myapp.processing.report import CycleReport
 from myapp.processing.work_item import ProcessorPurpose
 
 CONFIG_ERROR_EXIT = 2
+DATABASE_ERROR_EXIT = 2
 INTERRUPTED_EXIT = 130
 T = TypeVar("T")
 
@@ -136,8 +138,20 @@ def db_upgrade(ctx: typer.Context) -> None:
     from myapp.data.migrations import upgrade_to_head
 
     url = context.settings.connection_strings.database
-    run_async(context, lambda: upgrade_to_head(url))
+    run_async(context, lambda: on_database(context, upgrade_to_head))
     typer.echo(f"Database {redact_url(url)} is at the newest revision")
+
+
+@db_app.command("stamp")
+def db_stamp(ctx: typer.Context) -> None:
+    """Record tables made before migrations as the newest revision (only if they match it)."""
+    context: Context = ctx.obj
+    from myapp.data.database import redact_url
+    from myapp.data.migrations import stamp_head
+
+    url = context.settings.connection_strings.database
+    revision = run_async(context, lambda: on_database(context, stamp_head))
+    typer.echo(f"Database {redact_url(url)} is recorded at revision {revision}, the newest")
 
 
 def format_report(report: CycleReport) -> str:
@@ -158,12 +172,16 @@ def format_report(report: CycleReport) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; a configuration error exits with 2 and one line, no stack trace."""
+    """Entry point; a configuration error, or a database that cannot be used at start-up,
+    exits with 2 and one line, no stack trace."""
     try:
         app(args=argv, prog_name="myapp")
     except ConfigurationError as error:
         print(f"Configuration error: {error}", file=sys.stderr)
         return CONFIG_ERROR_EXIT
+    except DatabaseStartupError as error:
+        print(error, file=sys.stderr)
+        return DATABASE_ERROR_EXIT
     except SystemExit as done:
         return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
     except KeyboardInterrupt:  # Ctrl-C outside the host (which handles signals itself)

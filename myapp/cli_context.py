@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from myapp.bootstrap import build_container
+from myapp.data.errors import database_startup
 from myapp.logs import configure_logging
 from myapp.settings import AppSettings, load_settings
 
@@ -40,10 +41,25 @@ class Context:
 
 
 async def prepare_database(context: Context) -> None:
-    if context.settings.database.migrate_on_startup:
-        from myapp.data.migrations import upgrade_to_head
+    """Every command's first connection: apply the migrations (`Database:MigrateOnStartup`) or
+    check that the database answers. One that cannot be used raises DatabaseStartupError,
+    which the CLI prints as one line (exit 2) instead of a traceback."""
+    from myapp.data.database import check_connection
+    from myapp.data.migrations import upgrade_to_head
 
-        await upgrade_to_head(context.settings.connection_strings.database)
+    url = context.settings.connection_strings.database
+    with database_startup(url):
+        if context.settings.database.migrate_on_startup:
+            await upgrade_to_head(url)
+        else:
+            await check_connection(context.container.database.engine())
+
+
+async def on_database(context: Context, work: Callable[[str], Awaitable[T]]) -> T:
+    """`work(url)` on the configured database, failures to use it told as at start-up."""
+    url = context.settings.connection_strings.database
+    with database_startup(url):
+        return await work(url)
 
 
 def run_async(context: Context, make: Callable[[], Coroutine[Any, Any, T]]) -> T:

@@ -2,25 +2,36 @@
 
 from __future__ import annotations
 
+import asyncio
+import warnings
 from pathlib import Path
+from threading import Thread
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import event
+import aiosqlite
+from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, SAWarning
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/myapp.db"
 # How long a SQLite writer waits for another writer's lock before "database is locked".
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# How long a failed SQLite connect waits for aiosqlite's worker thread to stop (it takes ~1 ms).
+AIOSQLITE_STOP_WAIT_S = 5.0
 REDACTED = "***"
 SECRET_QUERY_PARTS = ("password", "passwd", "pwd", "secret", "token", "key")
 
 _SQLITE_DRIVER = "sqlite+aiosqlite"
+_IGNORED_SQLITE_OPTIONS = "Query string argument"
 _POSTGRES_DRIVER = "postgresql+asyncpg"
 _POSTGRES_SCHEMES = ("postgres", "postgresql", "postgresql+asyncpg", "postgresql+psycopg2")
+
+
+class UnsupportedDatabaseOptionError(ValueError):
+    """The connection string has a query option the database driver does not take."""
 
 
 def normalize_url(url: str) -> URL:
@@ -31,12 +42,21 @@ def normalize_url(url: str) -> URL:
     except ArgumentError as error:
         raise ValueError(f"not a database URL: {redact_url(url)}") from error
     if parsed.drivername in _POSTGRES_SCHEMES:
-        return parsed.set(drivername=_POSTGRES_DRIVER)
+        return _asyncpg_ssl(parsed.set(drivername=_POSTGRES_DRIVER))
     if parsed.drivername in ("sqlite", _SQLITE_DRIVER):
         return parsed.set(drivername=_SQLITE_DRIVER)
     raise ValueError(
         f"unsupported database URL {redact_url(url)}: expected sqlite+aiosqlite:// or postgresql://"
     )
+
+
+def _asyncpg_ssl(url: URL) -> URL:
+    """libpq's `?sslmode=require` as asyncpg's `?ssl=require` (same modes): asyncpg takes no
+    `sslmode` argument, and URLs copied from other tools carry it."""
+    if "sslmode" not in url.query or "ssl" in url.query:
+        return url
+    mode = url.query["sslmode"]
+    return url.difference_update_query(["sslmode"]).update_query_dict({"ssl": mode})
 
 
 def redact_url(url: str | URL) -> str:
@@ -66,6 +86,12 @@ def create_engine(url: str, **engine_options: Any) -> AsyncEngine:
     return _create_async_engine(parsed, **engine_options)
 
 
+async def check_connection(engine: AsyncEngine) -> None:
+    """Open a connection and run `SELECT 1`: the database is there and lets us in."""
+    async with engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
+
+
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     # expire_on_commit=False: objects stay readable after commit, so fetched items can leave
     # their session (the engine processes them in another scope).
@@ -87,7 +113,17 @@ def _create_sqlite_engine(url: URL, **engine_options: Any) -> AsyncEngine:
     database = url.database
     if database and database != ":memory:" and not database.startswith("file:"):
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = _create_async_engine(url, **engine_options)
+    connect_args = engine_options.setdefault("connect_args", {})
+    connect_args.setdefault("async_creator_fn", _open_aiosqlite)
+    with warnings.catch_warnings():
+        # SQLAlchemy ignores URL options pysqlite does not take, with a warning: refuse them
+        # instead, as asyncpg does, so a misspelt option is seen at start-up.
+        warnings.filterwarnings("error", _IGNORED_SQLITE_OPTIONS, SAWarning)
+        try:
+            engine = _create_async_engine(url, **engine_options)
+        except SAWarning as warning:
+            refused = str(warning).partition(" and are being ignored")[0]
+            raise UnsupportedDatabaseOptionError(refused) from None
 
     @event.listens_for(engine.sync_engine, "connect")
     def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -100,3 +136,18 @@ def _create_sqlite_engine(url: URL, **engine_options: Any) -> AsyncEngine:
             cursor.close()
 
     return engine
+
+
+async def _open_aiosqlite(*args: Any, **kwargs: Any) -> Any:
+    """`aiosqlite.connect`, waiting on failure for the worker thread it leaves stopping: else
+    that thread may end after the event loop has closed and print a traceback ("Event loop is
+    closed") under the one line a command prints for a file it cannot open."""
+    connection = aiosqlite.connect(*args, **kwargs)
+    # aiosqlite < 0.22: the connection is the thread. Daemon, as SQLAlchemy makes it.
+    thread = connection if isinstance(connection, Thread) else connection._thread
+    thread.daemon = True
+    try:
+        return await connection
+    except Exception:
+        await asyncio.to_thread(thread.join, AIOSQLITE_STOP_WAIT_S)
+        raise

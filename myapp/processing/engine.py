@@ -25,6 +25,12 @@ from myapp.processing.registration import HandlerRegistration
 from myapp.processing.report import CycleReport, HandlerStatsRecorder
 from myapp.processing.scope import Scope
 from myapp.processing.timespan import format_timespan
+from myapp.processing.transient import (
+    DatabaseOutage,
+    describe_database_error,
+    is_database_unavailable,
+    raised_by_database,
+)
 from myapp.processing.watchdog import LoopWatchdog
 from myapp.processing.work_item import (
     BatchProcessor,
@@ -67,6 +73,7 @@ class WorkItemProcessingEngine:
         shutdown_timeout: timedelta = DEFAULT_SHUTDOWN_TIMEOUT,
         heartbeat_interval: timedelta = DEFAULT_HEARTBEAT_INTERVAL,
         scope_factory: ScopeFactory = Scope,
+        outage: DatabaseOutage | None = None,
     ) -> None:
         self.registrations: tuple[HandlerRegistration, ...] = tuple(registrations)
         names = [r.name for r in self.registrations]
@@ -88,6 +95,10 @@ class WorkItemProcessingEngine:
             {_Run.fetch.__code__: _fetching, _Run.process.__code__: _processing}
         )
         self._continuous: _Run | None = None
+        # A database that cannot be reached is told once (`outage`) and once when it is back:
+        # when every handler whose fetch failed on it has fetched again.
+        self.outage = outage or DatabaseOutage()
+        self.database_down: set[str] = set()
 
     def get_handler_names_by_purpose(self, purpose: ProcessorPurpose) -> list[str]:
         return [r.name for r in self.registrations if r.purpose == purpose]
@@ -289,10 +300,23 @@ class _Run:
             items = self._not_held(name, items)
             items = await self._within_quota(name, quota, items)
         except Exception as error:
-            stats.fetch_error = f"{type(error).__name__}: {error}"
+            stats.fetch_error, stats.fetch_exception = f"{type(error).__name__}: {error}", error
             stats.finished = perf_counter()
-            logger.opt(exception=error).error("Error fetching work items from handler {}", name)
+            if _database_away(error):  # the outage is told once, not per fetch
+                self.engine.outage.failed(error)
+                self.engine.database_down.add(name)
+                logger.debug(
+                    "Error fetching work items from handler {}: {}",
+                    name,
+                    describe_database_error(error),
+                )
+            else:
+                logger.opt(exception=error).error("Error fetching work items from handler {}", name)
             return None, 0, 0
+        if name in self.engine.database_down:
+            self.engine.database_down.discard(name)
+            if not self.engine.database_down:
+                self.engine.outage.recovered()
         repeats = self.refills[name].repeats(items) if self.continuous else 0
         stats.filled_quota = fetched >= quota
         stats.fetched += len(items)
@@ -669,6 +693,11 @@ def _without_duplicates(name: str, items: list[Any], stats: HandlerStatsRecorder
             _some_ids(repeated),
         )
     return unique
+
+
+def _database_away(error: BaseException) -> bool:
+    """The database cannot be reached (not, say, an HTTP service refusing a connection)."""
+    return is_database_unavailable(error) and raised_by_database(error)
 
 
 def _some_ids(items: Sequence[Any]) -> str:

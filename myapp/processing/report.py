@@ -25,6 +25,8 @@ class HandlerCycleStats:
     lost: int = 0
     """Items whose lease another worker took: never started, cancelled, or finished without
     their completion recorded (the other worker runs them)."""
+    fetch_exception: BaseException | None = field(default=None, compare=False, repr=False)
+    """The error behind `fetch_error`, for callers that decide by its kind (database away)."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class HandlerStatsRecorder:
     """Time spent in items that succeeded (for the mean in continuous mode's summary)."""
     filled_quota: bool = False
     fetch_error: str | None = None
+    fetch_exception: BaseException | None = None
     started: float = field(default_factory=perf_counter)
     finished: float | None = None
 
@@ -82,6 +85,7 @@ class HandlerStatsRecorder:
             duplicates=self.duplicates,
             released=self.released,
             fetch_error=self.fetch_error,
+            fetch_exception=self.fetch_exception,
             filled_quota=self.filled_quota,
             lost=self.lost,
         )
