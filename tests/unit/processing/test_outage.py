@@ -1,11 +1,10 @@
-"""A database outage: DatabaseOutage's log lines and backoff, the engine's one-line fetch
-warning, and the service retrying with backoff instead of its poll interval."""
+"""A database outage: DatabaseOutage's log lines and backoff, and the engine telling an outage
+once (not a traceback per fetch), backing off instead of polling, and telling once when it ends."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Sequence
 
 import asyncpg
 import pytest
@@ -13,8 +12,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from tenacity import wait_fixed
 
-from myapp.processing import CycleReport, HandlerCycleStats
-from myapp.processing.hosting import BackgroundProcessingService
 from myapp.processing.transient import (
     FIRST_RETRY_DELAY_S,
     MAX_RETRY_DELAY_S,
@@ -23,7 +20,7 @@ from myapp.processing.transient import (
 )
 from tests.fixtures.logs import LogCapture
 from tests.unit.processing.test_engine import engine_for, run_cycle
-from tests.unit.processing.test_hosting import GUARD_S, ONE_HOUR, QUIET, ScriptedEngine
+from tests.unit.processing.test_hosting import GUARD_S, ONE_HOUR
 from tests.unit.support import HandlerState, Item, items_for
 
 SECRET = "s3cr3t-Pa55w0rd-do-not-print"
@@ -112,105 +109,97 @@ def test_the_backoff_starts_again_after_a_recovery() -> None:
     assert outage.next_delay() <= FIRST_RETRY_DELAY_S + RETRY_JITTER_S
 
 
-# --- The engine: an unreachable database is one line per failed fetch, no traceback -----------
+# --- The engine: an outage is told once, and once when it is over -----------------------------
 
 
-async def test_an_unreachable_database_is_a_one_line_fetch_warning(logs: LogCapture) -> None:
-    error = refused()
+@pytest.fixture
+def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("myapp.processing.refill.FETCH_ERROR_BACKOFF", wait_fixed(0.01))
 
-    async def unreachable(max_items: int) -> list[Item]:
-        raise error
 
-    broken = HandlerState("Broken", fetch_hook=unreachable)
+def failing_then(error: BaseException, failures: int, items: list[Item]) -> HandlerState:
+    calls = 0
+
+    async def fetch(max_items: int) -> list[Item]:
+        nonlocal calls
+        calls += 1
+        if calls <= failures:
+            raise error
+        return [item for item in items if item not in state.started][:max_items]
+
+    state = HandlerState("Photos", fetch_hook=fetch)
+    return state
+
+
+async def test_an_unreachable_database_is_one_warning_not_a_traceback_per_fetch(
+    db_refused: BaseException, logs: LogCapture
+) -> None:
+    broken = HandlerState("Broken", fetch_hook=lambda max_items: _raise(db_refused))
     healthy = HandlerState("Healthy", items_for("Healthy", 2))
 
     report = await run_cycle(engine_for(broken, healthy))
 
-    assert report.handlers["Broken"].fetch_exception is error
+    assert report.handlers["Broken"].fetch_exception is db_refused
     assert report.handlers["Healthy"].fetch_exception is None
-    records = logs.containing("Error fetching work items from handler Broken")
-    assert [(r.level, r.exception) for r in records] == [("WARNING", None)]
-    assert "ConnectionRefusedError" in records[0].message
-    assert SECRET not in logs.text
+    assert levels(logs, UNREACHABLE) == ["WARNING"]
+    fetch_errors = logs.containing("Error fetching work items from handler Broken")
+    assert [(r.level, r.exception) for r in fetch_errors] == [("DEBUG", None)]
+    assert not [r for r in logs.records if r.level == "ERROR"]
     assert report.handlers["Healthy"].succeeded == 2
 
 
-# --- The service: back off while the database is away, poll again once it is back ------------
+async def _raise(error: BaseException) -> list[Item]:
+    raise error
 
 
-def failed_fetches(error: BaseException, *names: str, healthy: Sequence[str] = ()) -> CycleReport:
-    stats = {
-        name: HandlerCycleStats(fetch_error=repr(error), fetch_exception=error) for name in names
-    }
-    stats.update({name: HandlerCycleStats(fetched=1, succeeded=1) for name in healthy})
-    return CycleReport(stats)
-
-
-def fast_outage() -> DatabaseOutage:
-    return DatabaseOutage(wait=wait_fixed(0.01))
-
-
-async def run_until(
-    engine: ScriptedEngine, service: BackgroundProcessingService, cycles: int
+async def test_continuous_mode_tells_the_outage_once_backs_off_and_says_when_it_is_over(
+    db_refused: BaseException, logs: LogCapture, fast_backoff: None
 ) -> None:
-    await service.start()
-    await engine.wait_for_cycles(cycles)
+    items = items_for("Photos", 3)
+    photos = failing_then(db_refused, failures=5, items=items)
+    blobs = HandlerState("BlobCleanup", items_for("BlobCleanup", 1))  # no database: works on
+    engine = engine_for(photos, blobs)
+
+    run = asyncio.create_task(engine.run_continuously(ONE_HOUR))  # backoff, not the hour
     async with asyncio.timeout(GUARD_S):
-        await service.stop()
-
-
-async def test_a_cycle_failing_on_the_database_backs_off_instead_of_polling(
-    db_refused: BaseException, logs: LogCapture
-) -> None:
-    """An hour's poll interval: the 4th cycle comes at once only because of the backoff."""
-    engine = ScriptedEngine([db_refused, db_refused, db_refused, QUIET])
-    service = BackgroundProcessingService(engine, poll_interval=ONE_HOUR, outage=fast_outage())
-
-    await run_until(engine, service, 4)
+        while len(photos.processed) < 3:  # noqa: ASYNC110 (waits on the fake's journal)
+            await asyncio.sleep(0.01)
+    engine.request_stop()
+    await run
 
     assert levels(logs, UNREACHABLE) == ["WARNING"]
     assert levels(logs, BACK) == ["INFO"]
     assert not [r for r in logs.records if r.level == "ERROR" or r.exception is not None]
-    assert not service.outage.down
+    assert not engine.outage.down
+    assert len(photos.fetch_requests) >= 6  # 5 failures retried within the test, not hourly
 
 
-async def test_a_fetch_failing_on_the_database_backs_off_while_others_work(
-    db_refused: BaseException, logs: LogCapture
+async def test_a_handler_without_the_database_does_not_end_the_outage(
+    db_refused: BaseException, logs: LogCapture, fast_backoff: None
 ) -> None:
-    """BlobCleanup does not use the database: it keeps working through the outage."""
-    down = failed_fetches(db_refused, "Shein", "Photos", healthy=["BlobCleanup"])
-    engine = ScriptedEngine([down, down, QUIET])
-    service = BackgroundProcessingService(engine, poll_interval=ONE_HOUR, outage=fast_outage())
+    photos = failing_then(db_refused, failures=1_000_000, items=[])
+    blobs = HandlerState("BlobCleanup", items_for("BlobCleanup", 3))
+    engine = engine_for(photos, blobs)
 
-    await run_until(engine, service, 3)
+    run = asyncio.create_task(engine.run_continuously(ONE_HOUR))
+    await asyncio.sleep(0.3)
+    engine.request_stop()
+    await run
 
     assert levels(logs, UNREACHABLE) == ["WARNING"]
-    assert levels(logs, BACK) == ["INFO"]
+    assert not logs.containing(BACK)
+    assert engine.outage.down
+    assert len(blobs.processed) == 3
 
 
 async def test_a_network_error_outside_the_database_is_not_an_outage(logs: LogCapture) -> None:
     """An HTTP client's refused connection is an OSError too, but not raised by a driver."""
-    engine = ScriptedEngine([failed_fetches(refused(), "BlobCleanup", healthy=["Shein"])])
-    service = BackgroundProcessingService(engine, poll_interval=ONE_HOUR, outage=fast_outage())
+    error = refused()
+    blobs = HandlerState("BlobCleanup", fetch_hook=lambda max_items: _raise(error))
 
-    await service.start()
-    await engine.wait_for_cycles(1)
-    await asyncio.sleep(0.1)  # an outage would have retried many times by now
-    await service.stop()
+    await run_cycle(engine_for(blobs))
 
-    assert engine.cycles == 1
     assert not logs.containing(UNREACHABLE)
-
-
-async def test_a_stop_interrupts_the_backoff_wait(db_refused: BaseException) -> None:
-    engine = ScriptedEngine([db_refused])
-    outage = DatabaseOutage(wait=wait_fixed(ONE_HOUR.total_seconds()))
-    service = BackgroundProcessingService(engine, poll_interval=ONE_HOUR, outage=outage)
-
-    await service.start()
-    await engine.wait_for_cycles(1)
-    async with asyncio.timeout(GUARD_S):  # an hour-long backoff must not hold the stop
-        await service.stop()
-
-    assert engine.cycles == 1
-    assert service.outage.down
+    [record] = logs.containing("Error fetching work items from handler BlobCleanup")
+    assert (record.level, record.exception) == ("ERROR", error)
+    assert SECRET not in str(record.message)
