@@ -83,7 +83,7 @@ async def load_stored_cookie_file(
     if _is_legacy_plaintext(stored):
         logger.bind(item_id=str(batch_id)).warning(
             "Batch {} holds its cookie file in plain text (stored before encryption): it is "
-            "read this once and erased when the batch finishes",
+            "read as it is and erased when the batch finishes",
             batch_id,
         )
         contents = stored.encode("utf-8")

@@ -3,8 +3,8 @@
 Until this revision a batch kept its cookie file (a live session for the user's Shein account)
 in plain text for ever. New batches store it sealed and lose it when they finish; this erases
 what finished batches still hold, so no dump or backup taken from now on carries those sessions.
-Queued and Started batches keep theirs: the worker reads such a plain-text file once and erases
-it when the batch finishes. Erased data cannot come back: the downgrade changes nothing.
+Queued and Started batches keep theirs: the worker reads such a plain-text file as it is and
+erases it when the batch finishes. Erased data cannot come back: the downgrade changes nothing.
 
 Revision ID: 0002
 Revises: 0001
