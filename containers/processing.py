@@ -29,9 +29,11 @@ class ProcessingContainer(containers.DeclarativeContainer):
         max_items_per_cycle=5,
         purpose=ProcessorPurpose.INGESTION,
         sections=config.BackgroundProcessing,
+        requires={"Secrets:CookieKey": database.cookie_key},
         session=database.session,
         worker_id=core.worker_id,
         clock=core.clock,
+        cookie_cipher=database.cookie_cipher,
     )
 
     image_vectorization = add_handler(

@@ -35,6 +35,7 @@ from myapp.processing.engine import (
 from myapp.processing.errors import NOT_SHOWN, ConfigurationError
 from myapp.processing.options import MAX_CONCURRENCY_LIMIT
 from myapp.processing.timespan import IntervalTimeSpan, ShutdownTimeSpan, TimeoutTimeSpan
+from myapp.scraping.cookie_cipher import parse_cookie_keys
 
 DEFAULT_CONFIG_DIR = Path("config")
 ENVIRONMENT_VARIABLE = "MYAPP_ENVIRONMENT"
@@ -148,6 +149,27 @@ class AzureAISettings(Section):
     image_embedding_model: str | None = None
 
 
+class SecretsSettings(Section):
+    """Keys for data at rest. Held as `SecretStr`: never logged, never repeated in an error."""
+
+    # Seals stored cookie files (myapp.scraping.cookie_cipher): one Fernet key, or several
+    # separated by commas to rotate (the first seals, all open). Unset on SQLite: a key file
+    # beside the database is used; unset on PostgreSQL: the Shein handler is disabled.
+    cookie_key: SecretStr | None = None
+
+    @field_validator("cookie_key", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("cookie_key")
+    @classmethod
+    def _fernet_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_cookie_keys(value.get_secret_value())
+        return value
+
+
 class AppSettings(Section):
     model_config = ConfigDict(alias_generator=to_pascal, populate_by_name=True, extra="ignore")
 
@@ -157,6 +179,7 @@ class AppSettings(Section):
     database: DatabaseSettings = DatabaseSettings()
     logging: LoggingSettings = LoggingSettings()
     azure_ai: AzureAISettings = Field(default_factory=AzureAISettings, alias="AzureAI")
+    secrets: SecretsSettings = SecretsSettings()
 
 
 def read_json_file(path: Path) -> dict[str, Any]:

@@ -1,19 +1,24 @@
-"""`myapp shein submit COOKIES.json` and `myapp shein batches`."""
+"""`myapp shein submit COOKIES.json`, `myapp shein batches` and `myapp shein retry BATCH`."""
 
 from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, cast
 
 import typer
 
 from myapp.cli_context import Context, format_table, prepare_database, run_async
+from myapp.handlers.shein_batch import HANDLER_NAME, SheinOptions
 from myapp.processing.scope import Scope
+from myapp.processing.wiring import handler_options
 from myapp.scraping.batches import BatchError, list_batches, requeue_batch, submit_cookie_file
+from myapp.scraping.cookie_cipher import CookieCipher
+from myapp.scraping.cookie_storage import read_and_seal
 from myapp.scraping.errors import ScrapeError
 
 shein_app = typer.Typer(help="Shein order scraping: submit cookie files, list batches.")
+BAD_INPUT_EXIT = 1
 
 
 @shein_app.command()
@@ -28,11 +33,17 @@ def submit(
     context: Context = ctx.obj
 
     async def submit_batch() -> str:
-        await prepare_database(context)
         container = context.container
+        cipher, max_bytes = _cookie_sealing(container)  # no key: exit 2 before anything else
+        await prepare_database(context)
         async with Scope():
             batch = await submit_cookie_file(
-                container.database.session(), cookies, supplier, container.core.clock()
+                container.database.session(),
+                cookies,
+                supplier,
+                container.core.clock(),
+                cipher=cipher,
+                max_bytes=max_bytes,
             )
             return str(batch.id)
 
@@ -40,7 +51,7 @@ def submit(
         batch_id = run_async(context, submit_batch)
     except (ScrapeError, BatchError, ValueError) as error:
         typer.echo(f"Not submitted: {error}", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(BAD_INPUT_EXIT) from None
     typer.echo(f"Queued batch {batch_id}")
 
 
@@ -76,20 +87,41 @@ def batches(ctx: typer.Context) -> None:
 def retry(
     ctx: typer.Context,
     batch_id: Annotated[uuid.UUID, typer.Argument(help="A Completed or Failed batch.")],
+    cookies: Annotated[
+        Path | None,
+        typer.Option(
+            "--cookies",
+            help="The cookie file again: a finished batch's own was erased when it finished.",
+        ),
+    ] = None,
 ) -> None:
     """Queue a finished batch to be scraped again: failed orders are retried, staged orders
     updated in place, imported orders left alone."""
     context: Context = ctx.obj
 
     async def requeue() -> None:
-        await prepare_database(context)
         container = context.container
+        clock = container.core.clock()
+        cookie_file = None
+        if cookies is not None:
+            cipher, max_bytes = _cookie_sealing(container)
+            cookie_file = await read_and_seal(cookies, cipher, max_bytes, clock())
+        await prepare_database(context)
         async with Scope():
-            await requeue_batch(container.database.session(), batch_id, container.core.clock())
+            await requeue_batch(container.database.session(), batch_id, clock, cookie_file)
 
     try:
         run_async(context, requeue)
-    except BatchError as error:
+    except (ScrapeError, BatchError) as error:
         typer.echo(f"Not queued: {error}", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(BAD_INPUT_EXIT) from None
     typer.echo(f"Queued batch {batch_id} again")
+
+
+def _cookie_sealing(container: Any) -> tuple[CookieCipher, int]:
+    """The cookie cipher and `BackgroundProcessing:Shein:MaxCookieFileBytes`, as the worker has
+    them. Raises `ConfigurationError` (exit 2) when there is no key (PostgreSQL without
+    `Secrets:CookieKey`) or the key file is unusable."""
+    section = container.config.BackgroundProcessing()
+    options = cast(SheinOptions, handler_options(SheinOptions, section, HANDLER_NAME))
+    return container.database.cookie_cipher(), options.max_cookie_file_bytes

@@ -132,6 +132,9 @@ def _create_sqlite_engine(url: URL, **engine_options: Any) -> AsyncEngine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA foreign_keys=ON")
+            # Deleted and overwritten values are zeroed on disk, not left in free space: an
+            # erased cookie file must not be readable from the file afterwards.
+            cursor.execute("PRAGMA secure_delete=ON")
         finally:
             cursor.close()
 

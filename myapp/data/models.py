@@ -119,7 +119,9 @@ class StagingBatch(ClaimColumns, Base):
     )
     notes: Mapped[str | None] = mapped_column(Text)
     error_message: Mapped[str | None] = mapped_column(Text)
-    file_contents: Mapped[str | None] = mapped_column(Text)
+    # Sealed (myapp.scraping.cookie_storage); deferred: claiming or listing batches never loads
+    # it, the handler reads it once its length is known to be within the cap.
+    file_contents: Mapped[str | None] = mapped_column(Text, deferred=True)
 
     supplier: Mapped[Supplier | None] = relationship()
     orders: Mapped[list[StagingPurchaseOrder]] = relationship(

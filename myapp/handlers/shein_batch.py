@@ -1,17 +1,20 @@
 """Shein: scrape a submitted cookie file's order history into staging purchase orders.
 
 Claims Queued `StagingBatch` rows whose `batch_processor_name` is "Shein", oldest `started_at`
-first. Processing one loads its cookie file, walks the orders list and every order's detail
-page, and upserts the staging orders and items. An order that fails is staged Failed with its
-error and the batch still completes; a batch that cannot be scraped at all fails, at once when
-retrying cannot help (expired or malformed cookies, a page without order data), with backoff
-otherwise (the site down, rate limits).
+first. Processing one loads its sealed cookie file (refused over `MaxCookieFileBytes` before it
+is loaded), opens it with the cookie key, walks the orders list and every order's detail page,
+and upserts the staging orders and items. An order that fails is staged Failed with its error
+and the batch still completes; a batch that cannot be scraped at all fails, at once when
+retrying cannot help (expired, malformed, oversized or undecryptable cookies, a page without
+order data), with backoff otherwise (the site down, rate limits). A batch that completes or is
+dead-lettered loses its cookie file: it is a live session and is kept no longer than needed.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
@@ -29,6 +32,13 @@ from myapp.processing.timespan import DelayTimeSpan, LeaseTimeSpan, TimeoutTimeS
 from myapp.processing.work_item import ProcessorPurpose
 from myapp.scraping import session as scraper_defaults
 from myapp.scraping.batches import BATCH_PROCESSOR_NAME
+from myapp.scraping.cookie_cipher import CookieCipher
+from myapp.scraping.cookie_limits import DEFAULT_MAX_COOKIE_FILE_BYTES
+from myapp.scraping.cookie_storage import (
+    ERASED_COOKIE_FILE,
+    load_stored_cookie_file,
+    scrub_sqlite_wal,
+)
 from myapp.scraping.cookies import CookieFile
 from myapp.scraping.errors import ScrapeError
 from myapp.scraping.session import ScraperSession, ScraperSettings
@@ -43,6 +53,8 @@ DEFAULT_BASE_URL = "https://shein.com"
 # A batch of a few hundred orders at the default 2 s delay takes minutes; the engine renews it.
 DEFAULT_CLAIM_LEASE = timedelta(minutes=10)
 MIN_PAGE_BYTES = 64 * 1024
+MIN_COOKIE_FILE_BYTES = 1024
+MAX_COOKIE_FILE_BYTES = 64 * 1024 * 1024
 # What an HTTP/1.1 header can carry (RFC 9110): a token name, visible ASCII and spaces as value.
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _HEADER_VALUE = re.compile(r"[\x20-\x7E]*")
@@ -62,6 +74,9 @@ class SheinOptions(HandlerOptions):
     retry_backoff: DelayTimeSpan = scraper_defaults.DEFAULT_RETRY_BACKOFF
     retry_max_wait: DelayTimeSpan = scraper_defaults.DEFAULT_RETRY_MAX_WAIT
     claim_lease: LeaseTimeSpan = DEFAULT_CLAIM_LEASE
+    max_cookie_file_bytes: int = Field(
+        default=DEFAULT_MAX_COOKIE_FILE_BYTES, ge=MIN_COOKIE_FILE_BYTES, le=MAX_COOKIE_FILE_BYTES
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -104,9 +119,11 @@ class SheinBatchHandler(ClaimingHandler[StagingBatch]):
         worker_id: str,
         clock: Callable[[], datetime],
         options: SheinOptions,
+        cookie_cipher: CookieCipher,
     ) -> None:
         super().__init__(session=session, worker_id=worker_id, clock=clock)
         self._options = options
+        self._cipher = cookie_cipher
 
     def claim_spec(self) -> ClaimSpec[StagingBatch]:
         return status_claim_spec(
@@ -116,14 +133,29 @@ class SheinBatchHandler(ClaimingHandler[StagingBatch]):
             lease=self._options.claim_lease,
             # A dead-lettered batch shows why in its own error_message, not only in last_error.
             error_column=StagingBatch.error_message,
+            dead_letter_values=ERASED_COOKIE_FILE,  # a dead batch keeps no credentials
         )
 
     def completion_values(self, now: datetime) -> Mapping[str, Any]:
-        return {"completed_at": now, "error_message": None}
+        return {"completed_at": now, "error_message": None, **ERASED_COOKIE_FILE}
+
+    async def fetch_work_items(self, max_items: int) -> Sequence[StagingBatch]:
+        batches = await super().fetch_work_items(max_items)
+        await scrub_sqlite_wal(self._session)  # a claim dead-letters exhausted batches too
+        return batches
+
+    async def complete(self, items: Sequence[StagingBatch]) -> Collection[uuid.UUID]:
+        lost = await super().complete(items)
+        await scrub_sqlite_wal(self._session)
+        return lost
+
+    async def fail(self, item: StagingBatch, error: BaseException) -> None:
+        await super().fail(item, error)  # a dead-lettered batch's cookie file is erased too
+        await scrub_sqlite_wal(self._session)
 
     async def process(self, item: StagingBatch) -> None:
         log = logger.bind(handler=HANDLER_NAME, item_id=str(item.id))
-        cookies = self._cookies(item)
+        cookies = await self._cookies(item)
         log.info(
             "Scraping {} for batch {} with {} cookies captured {:%Y-%m-%d %H:%M}",
             self._options.base_url,
@@ -148,13 +180,16 @@ class SheinBatchHandler(ClaimingHandler[StagingBatch]):
             item.id,
         )
 
-    def _cookies(self, batch: StagingBatch) -> CookieFile:
-        if not batch.file_contents:
-            raise PermanentError("the batch has no cookie file contents")
+    async def _cookies(self, batch: StagingBatch) -> CookieFile:
         try:
-            cookies = CookieFile.from_json(batch.file_contents)
+            contents = await load_stored_cookie_file(
+                self._session, batch.id, self._cipher, self._options.max_cookie_file_bytes
+            )
+            cookies = CookieFile.from_json(contents)
             cookies.ensure_not_expired(self._clock())
         except ScrapeError as error:
             # `from None`: the decoding frames held the file's text, which has the cookie values.
             raise PermanentError(str(error)) from None
+        # End the read: no transaction stays open while the pages are fetched (minutes).
+        await self._session.commit()
         return cookies

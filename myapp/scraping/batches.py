@@ -8,8 +8,6 @@ them).
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import re
 import uuid
 from collections.abc import Callable
@@ -17,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,8 +25,9 @@ from myapp.data.models import (
     StagingPurchaseOrder,
     Supplier,
 )
-from myapp.scraping.cookies import CookieFile
-from myapp.scraping.errors import CookieFileError
+from myapp.scraping.cookie_cipher import CookieCipher
+from myapp.scraping.cookie_limits import DEFAULT_MAX_COOKIE_FILE_BYTES
+from myapp.scraping.cookie_storage import SealedCookieFile, read_and_seal
 from myapp.scraping.shein import SUPPLIER_NAME
 
 BATCH_PROCESSOR_NAME = "Shein"
@@ -85,33 +84,29 @@ async def submit_cookie_file(
     path: Path,
     supplier_name: str | None,
     clock: Callable[[], datetime],
+    *,
+    cipher: CookieCipher,
+    max_bytes: int = DEFAULT_MAX_COOKIE_FILE_BYTES,
 ) -> StagingBatch:
-    """A new Queued Shein batch for the cookie file at `path` (committed).
+    """A new Queued Shein batch for the cookie file at `path` (committed), stored sealed.
 
-    Raises `CookieFileError` for a file that cannot be read or is not a cookie file,
-    `CookiesExpiredError` for expired cookies, `DuplicateBatchError` for a file already submitted,
-    `SubmitError` when the database refuses the batch for another reason.
+    Raises `CookieFileError` for a file that cannot be read, is larger than `max_bytes`, nests
+    too deep or is not a cookie file, `CookiesExpiredError` for expired cookies,
+    `DuplicateBatchError` for a file already submitted, `SubmitError` when the database refuses
+    the batch for another reason. Nothing is stored when it raises.
     """
-    try:
-        contents = await asyncio.to_thread(path.read_bytes)
-        text = contents.decode("utf-8-sig")
-    except OSError as error:
-        raise CookieFileError(f"cannot read cookie file {path}: {error.strerror}") from None
-    except UnicodeDecodeError:
-        raise CookieFileError(f"cookie file {path} is not UTF-8 text") from None
     now = clock()
-    CookieFile.from_json(text).ensure_not_expired(now)
-    file_hash = hashlib.sha256(contents).hexdigest()
-    await _refuse_duplicate(session, file_hash)
+    sealed = await read_and_seal(path, cipher, max_bytes, now)
+    await _refuse_duplicate(session, sealed.file_hash)
     try:
         supplier = await _supplier(session, (supplier_name or DEFAULT_SUPPLIER_NAME).strip())
         batch = StagingBatch(
             batch_processor_name=BATCH_PROCESSOR_NAME,
             supplier_id=supplier.id,
             started_at=now,
-            file_hash=file_hash,
+            file_hash=sealed.file_hash,
             status=ProcessingStatus.QUEUED,
-            file_contents=text,
+            file_contents=sealed.token,
         )
         session.add(batch)
         await session.commit()
@@ -120,9 +115,9 @@ async def submit_cookie_file(
     else:
         return batch
     # Outside the `except`: the errors below must not chain the IntegrityError, whose text holds
-    # the INSERT's parameters (the cookie file) and would print with their traceback.
+    # the INSERT's parameters and would print with their traceback.
     await session.rollback()
-    await _refuse_duplicate(session, file_hash)  # submitted by someone else since our check
+    await _refuse_duplicate(session, sealed.file_hash)  # submitted by someone else since our check
     raise SubmitError(f"could not save the batch: {constraint}")
 
 
@@ -161,16 +156,23 @@ async def _supplier(session: AsyncSession, name: str) -> Supplier:
 
 
 async def requeue_batch(
-    session: AsyncSession, batch_id: uuid.UUID, clock: Callable[[], datetime]
+    session: AsyncSession,
+    batch_id: uuid.UUID,
+    clock: Callable[[], datetime],
+    cookie_file: SealedCookieFile | None = None,
 ) -> StagingBatch:
     """Put a Completed or Failed Shein batch back in the queue for another scrape (committed).
 
     Its claim bookkeeping and errors are cleared and `started_at` is now, so it waits behind the
     batches already queued. Scraping it again upserts: staged orders are updated, failed ones
-    retried, imported ones left alone. Raises `BatchNotFoundError` for an unknown (or deleted)
-    batch, `RequeueError` for one that is Queued or Started (or Cancelled).
+    retried, imported ones left alone. A finished batch's cookie file was erased, so it takes
+    `cookie_file` (read and sealed by `read_and_seal`); without one only a batch that still has
+    its contents can go back. Raises `BatchNotFoundError` for an unknown (or deleted) batch,
+    `RequeueError` for one that is Queued or Started (or Cancelled), or has no cookie file.
     """
     now = clock()
+    has_cookie_file = StagingBatch.file_contents.is_not(None) if cookie_file is None else true()
+    new_contents = {} if cookie_file is None else {"file_contents": cookie_file.token}
     # One conditional UPDATE: a worker claiming the batch meanwhile makes it match nothing.
     statement = (
         update(StagingBatch)
@@ -179,6 +181,7 @@ async def requeue_batch(
             StagingBatch.batch_processor_name == BATCH_PROCESSOR_NAME,
             StagingBatch.deleted_at.is_(None),
             StagingBatch.status.in_(REQUEUEABLE_STATUSES),
+            has_cookie_file,
         )
         .values(
             status=ProcessingStatus.QUEUED,
@@ -191,6 +194,7 @@ async def requeue_batch(
             completed_at=None,
             started_at=now,
             updated_at=now,
+            **new_contents,
         )
         .returning(StagingBatch.id)
         .execution_options(synchronize_session=False)
@@ -204,15 +208,25 @@ async def requeue_batch(
 
 
 async def _requeue_refusal(session: AsyncSession, batch_id: uuid.UUID) -> RequeueError:
-    status = await session.scalar(
-        select(StagingBatch.status).where(
-            StagingBatch.id == batch_id,
-            StagingBatch.batch_processor_name == BATCH_PROCESSOR_NAME,
-            StagingBatch.deleted_at.is_(None),
+    found = (
+        await session.execute(
+            select(StagingBatch.status, StagingBatch.file_contents.is_(None)).where(
+                StagingBatch.id == batch_id,
+                StagingBatch.batch_processor_name == BATCH_PROCESSOR_NAME,
+                StagingBatch.deleted_at.is_(None),
+            )
         )
-    )
-    if status is None:
+    ).one_or_none()
+    if found is None:
         return BatchNotFoundError(f"there is no Shein batch {batch_id}", batch_id, None)
+    status, erased = found
+    if status in REQUEUEABLE_STATUSES and erased:
+        return RequeueError(
+            f"batch {batch_id} is {status.value} and its cookie file was erased when it "
+            f"finished: give it again with `shein retry {batch_id} --cookies FILE`",
+            batch_id,
+            status,
+        )
     reasons = {
         ProcessingStatus.QUEUED: "it is already waiting to be scraped",
         ProcessingStatus.STARTED: "a worker is scraping it now",

@@ -34,6 +34,11 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from myapp.scraping.cookie_limits import (
+    DEFAULT_MAX_COOKIE_FILE_BYTES,
+    check_depth,
+    read_cookie_file,
+)
 from myapp.scraping.errors import CookieFileError, CookiesExpiredError
 
 DEFAULT_COOKIE_PATH = "/"
@@ -97,7 +102,13 @@ class CookieFile(_CamelModel):
 
     @classmethod
     def from_json(cls, text: str | bytes) -> CookieFile:
+        """Parse a cookie file; its nesting is checked first (without recursion), so a hostile
+        file is one readable `CookieFileError`, never a RecursionError. Size is the caller's to
+        bound (`cookie_limits.read_cookie_file`)."""
         try:
+            if isinstance(text, bytes):
+                text = text.decode("utf-8-sig")
+            check_depth(text)
             data = json.loads(text)
         except json.JSONDecodeError as error:
             # The decoder's own message names line and column; its `doc` (the secrets) is not used.
@@ -107,18 +118,17 @@ class CookieFile(_CamelModel):
             ) from None
         except UnicodeDecodeError:
             raise CookieFileError("cookie file is not UTF-8 text") from None
+        except ValueError:
+            # int() refuses a number of more than 4,300 digits; its message is about Python.
+            raise CookieFileError("cookie file is not valid JSON: a number is too long") from None
         try:
             return cls.model_validate(data)
         except ValidationError as error:
             raise CookieFileError(f"cookie file is invalid: {_describe(error)}") from None
 
     @classmethod
-    def load(cls, path: Path) -> CookieFile:
-        try:
-            data = path.read_bytes()
-        except OSError as error:
-            raise CookieFileError(f"cannot read cookie file {path}: {error.strerror}") from None
-        return cls.from_json(data)
+    def load(cls, path: Path, max_bytes: int = DEFAULT_MAX_COOKIE_FILE_BYTES) -> CookieFile:
+        return cls.from_json(read_cookie_file(path, max_bytes))
 
     def to_json(self) -> str:
         """The file's JSON as the collector writes it, cookie values included."""

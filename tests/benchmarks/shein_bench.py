@@ -28,7 +28,7 @@ from myapp.scraping.orders import OrderSummary
 from myapp.scraping.shein import parse_order_detail, parse_orders_list
 from myapp.scraping.urls import Site
 from tests.fixtures.clock import FakeClock
-from tests.scraping.conftest import cookie_file_text
+from tests.scraping.conftest import TEST_CIPHER, cookie_file_text
 from tests.scraping.pages import detail_data, detail_page, list_page, sample_orders, shein_page
 from tests.scraping.server import running_site
 
@@ -125,19 +125,27 @@ async def _batch_seconds(concurrency: int, database: Path) -> tuple[float, int]:
                         batch_processor_name="Shein",
                         file_hash=f"bench-{concurrency}",
                         started_at=clock.now,
-                        file_contents=cookie_file_text(),
+                        file_contents=TEST_CIPHER.seal(cookie_file_text().encode()),
                     )
                 )
                 await session.commit()
             started = time.perf_counter()
             async with factory() as session:
                 handler = SheinBatchHandler(
-                    session=session, worker_id="bench", clock=clock, options=options
+                    session=session,
+                    worker_id="bench",
+                    clock=clock,
+                    options=options,
+                    cookie_cipher=TEST_CIPHER,
                 )
                 (batch,) = await handler.fetch_work_items(1)
             async with factory() as session:
                 handler = SheinBatchHandler(
-                    session=session, worker_id="bench", clock=clock, options=options
+                    session=session,
+                    worker_id="bench",
+                    clock=clock,
+                    options=options,
+                    cookie_cipher=TEST_CIPHER,
                 )
                 await handler.process(batch)
             return time.perf_counter() - started, len(site.requests)

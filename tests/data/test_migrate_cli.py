@@ -8,6 +8,7 @@ import pytest
 
 from myapp.data.migrations import current_revision, head_revision
 from tests.fixtures.cli import cli_environment, run_myapp
+from tests.scraping.conftest import TEST_COOKIE_KEY
 
 
 @pytest.fixture
@@ -32,6 +33,8 @@ async def test_run_migrates_at_start_unless_told_not_to(fresh_url: str, config_d
     settings = {
         "ConnectionStrings__Database": fresh_url,
         "BackgroundProcessing__BlobCleanup__Enabled": "false",
+        # On PostgreSQL the Shein handler runs only with a cookie key.
+        "Secrets__CookieKey": TEST_COOKIE_KEY,
     }
     without = cli_environment(config_dir, Database__MigrateOnStartup="false", **settings)
     default = cli_environment(config_dir, **settings)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from loguru import logger
 
+from myapp.scraping.cookie_cipher import COOKIE_KEY_SETTING, CookieCipher
 from myapp.scraping.cookies import CookieFile
 from myapp.scraping.session import ScraperSettings
 from tests.scraping.server import FakeSite, running_site
@@ -20,6 +21,10 @@ TOKEN_COOKIE_VALUE = "tok-ABCDEF-123456-zyxw"
 SECURE_COOKIE_VALUE = "secure-only-7a6b5c"
 COOKIE_VALUES = (SESSION_COOKIE_VALUE, TOKEN_COOKIE_VALUE, SECURE_COOKIE_VALUE)
 CAPTURED_AT = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
+# Fixed test keys (Fernet.generate_key()), never used outside the tests.
+TEST_COOKIE_KEY = "kS0k5NnQ0b1xJ9c3wG1oX7QjvWQ2bHq7mQxk8d1xq4E="
+OTHER_COOKIE_KEY = "3bK1u2mF9YpQ6wZ0rT5vX8cN4hJ7aL2sD6fG1kP0qRw="
+TEST_CIPHER = CookieCipher.from_key_text(TEST_COOKIE_KEY, COOKIE_KEY_SETTING)
 
 
 def cookie_file_data(

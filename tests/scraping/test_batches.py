@@ -26,7 +26,8 @@ from myapp.scraping.batches import (
 )
 from myapp.scraping.errors import CookieFileError, CookiesExpiredError
 from tests.fixtures.clock import FakeClock
-from tests.scraping.conftest import COOKIE_VALUES, cookie_file_text
+from tests.scraping.at_rest import stored_contents
+from tests.scraping.conftest import COOKIE_VALUES, TEST_CIPHER, cookie_file_text
 
 Factory = async_sessionmaker[AsyncSession]
 
@@ -43,7 +44,7 @@ async def test_submit_queues_a_batch_and_creates_the_supplier(
     path = write(tmp_path, cookie_file_text())
 
     async with session_factory() as session:
-        batch = await submit_cookie_file(session, path, None, clock)
+        batch = await submit_cookie_file(session, path, None, clock, cipher=TEST_CIPHER)
 
     async with session_factory() as session:
         stored = await session.get_one(StagingBatch, batch.id)
@@ -52,8 +53,10 @@ async def test_submit_queues_a_batch_and_creates_the_supplier(
     assert stored.batch_processor_name == "Shein"
     assert stored.started_at == clock.now
     assert stored.file_hash == hashlib.sha256(path.read_bytes()).hexdigest()
-    assert stored.file_contents == path.read_text()
     assert supplier is not None and stored.supplier_id == supplier.id
+    token = await stored_contents(session_factory, batch.id)
+    assert token is not None and TEST_CIPHER.open(token) == path.read_bytes()
+    assert not any(value in token for value in COOKIE_VALUES)
 
 
 async def test_submit_uses_an_existing_supplier_by_name(
@@ -63,11 +66,11 @@ async def test_submit_uses_an_existing_supplier_by_name(
         session.add(Supplier(name="Shein ZA"))
         await session.commit()
         first = await submit_cookie_file(
-            session, write(tmp_path, cookie_file_text()), "Shein ZA", clock
+            session, write(tmp_path, cookie_file_text()), "Shein ZA", clock, cipher=TEST_CIPHER
         )
         other = cookie_file_text(session_value="another-session")
         second = await submit_cookie_file(
-            session, write(tmp_path, other, "b.json"), "Shein ZA", clock
+            session, write(tmp_path, other, "b.json"), "Shein ZA", clock, cipher=TEST_CIPHER
         )
 
     async with session_factory() as session:
@@ -81,13 +84,13 @@ async def test_the_same_file_twice_is_refused_naming_the_batch(
 ) -> None:
     path = write(tmp_path, cookie_file_text())
     async with session_factory() as session:
-        batch = await submit_cookie_file(session, path, None, clock)
+        batch = await submit_cookie_file(session, path, None, clock, cipher=TEST_CIPHER)
 
     async with session_factory() as session:
         with pytest.raises(
             DuplicateBatchError, match=f"already submitted as batch {batch.id}"
         ) as e:
-            await submit_cookie_file(session, path, "Other name", clock)
+            await submit_cookie_file(session, path, "Other name", clock, cipher=TEST_CIPHER)
 
     assert "(status Queued)" in str(e.value)
     assert e.value.batch_id == batch.id
@@ -115,7 +118,9 @@ async def test_a_bad_file_is_refused_before_anything_is_stored(
 ) -> None:
     async with session_factory() as session:
         with pytest.raises(error, match=expected) as caught:
-            await submit_cookie_file(session, write(tmp_path, text), None, clock)
+            await submit_cookie_file(
+                session, write(tmp_path, text), None, clock, cipher=TEST_CIPHER
+            )
         count = await session.scalar(select(func.count()).select_from(StagingBatch))
 
     assert count == 0
@@ -128,17 +133,21 @@ async def test_a_missing_file_is_a_readable_error(
 ) -> None:
     async with session_factory() as session:
         with pytest.raises(CookieFileError, match=r"cannot read cookie file .*absent\.json"):
-            await submit_cookie_file(session, tmp_path / "absent.json", None, clock)
+            await submit_cookie_file(
+                session, tmp_path / "absent.json", None, clock, cipher=TEST_CIPHER
+            )
 
 
 async def test_list_batches_with_counts_and_errors(
     session_factory: Factory, clock: FakeClock, tmp_path: Path
 ) -> None:
     async with session_factory() as session:
-        older = await submit_cookie_file(session, write(tmp_path, cookie_file_text()), None, clock)
+        older = await submit_cookie_file(
+            session, write(tmp_path, cookie_file_text()), None, clock, cipher=TEST_CIPHER
+        )
         clock.advance(timedelta(hours=1))
         newer_file = write(tmp_path, cookie_file_text(session_value="other"), "b.json")
-        newer = await submit_cookie_file(session, newer_file, None, clock)
+        newer = await submit_cookie_file(session, newer_file, None, clock, cipher=TEST_CIPHER)
         for n, status in enumerate(
             [ProcessingStatus.COMPLETED, ProcessingStatus.FAILED, ProcessingStatus.FAILED]
         ):
@@ -208,7 +217,7 @@ async def test_another_integrity_error_is_a_clean_error_without_the_cookie_file(
 
     async with session_factory() as session:
         with pytest.raises(SubmitError) as caught:
-            await submit_cookie_file(session, path, None, clock)
+            await submit_cookie_file(session, path, None, clock, cipher=TEST_CIPHER)
         count = await session.scalar(select(func.count()).select_from(StagingBatch))
 
     assert str(caught.value) == f"could not save the batch: {batches_refused}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -16,7 +17,11 @@ from myapp.data.models import (
     StagingPurchaseOrderItem,
 )
 from myapp.scraping.batches import BatchNotFoundError, RequeueError, requeue_batch
+from myapp.scraping.cookie_limits import DEFAULT_MAX_COOKIE_FILE_BYTES
+from myapp.scraping.cookie_storage import read_and_seal
 from tests.fixtures.clock import FakeClock
+from tests.scraping.at_rest import stored_contents
+from tests.scraping.conftest import TEST_CIPHER, cookie_file_text
 from tests.scraping.pages import sample_orders
 from tests.scraping.server import FakeSite, Reply
 from tests.scraping.test_shein_handler import (
@@ -57,6 +62,7 @@ async def test_a_finished_batch_goes_back_to_the_queue_with_its_bookkeeping_clea
     session_factory: Factory, clock: FakeClock, status: ProcessingStatus
 ) -> None:
     batch = await finished_batch(session_factory, clock, status)
+    sealed = await stored_contents(session_factory, batch.id)
     clock.advance(timedelta(hours=2))
 
     async with session_factory() as session:
@@ -71,7 +77,34 @@ async def test_a_finished_batch_goes_back_to_the_queue_with_its_bookkeeping_clea
         assert (row.next_attempt_at, row.locked_by, row.locked_until) == (None, None, None)
         assert (row.last_error, row.error_message, row.completed_at) == (None, None, None)
         assert row.started_at == clock.now
-        assert row.file_contents == batch.file_contents
+    assert await stored_contents(session_factory, batch.id) == sealed
+
+
+@pytest.mark.parametrize("status", [ProcessingStatus.COMPLETED, ProcessingStatus.FAILED])
+async def test_a_batch_whose_cookie_file_was_erased_needs_the_file_again(
+    session_factory: Factory, clock: FakeClock, tmp_path: Path, status: ProcessingStatus
+) -> None:
+    batch = await finished_batch(session_factory, clock, status, file_contents=None)
+
+    async with session_factory() as session:
+        with pytest.raises(RequeueError) as caught:
+            await requeue_batch(session, batch.id, clock)
+    path = tmp_path / "cookies.json"
+    path.write_text(cookie_file_text(session_value="fresh-session-value"))
+    cookie_file = await read_and_seal(path, TEST_CIPHER, DEFAULT_MAX_COOKIE_FILE_BYTES, clock())
+    async with session_factory() as session:
+        await requeue_batch(session, batch.id, clock, cookie_file)
+
+    assert str(caught.value) == (
+        f"batch {batch.id} is {status.value} and its cookie file was erased when it finished: "
+        f"give it again with `shein retry {batch.id} --cookies FILE`"
+    )
+    async with session_factory() as session:
+        stored = await session.get_one(StagingBatch, batch.id)
+    assert stored.status == ProcessingStatus.QUEUED and stored.attempts == 0
+    token = await stored_contents(session_factory, batch.id)
+    assert token == cookie_file.token and TEST_CIPHER.open(token) == path.read_bytes()
+    assert "fresh-session-value" not in token
 
 
 @pytest.mark.parametrize(
@@ -128,7 +161,7 @@ async def test_an_unknown_batch_is_refused(
 
 
 async def test_scraping_a_requeued_batch_again_fills_in_what_failed_without_duplicates(
-    session_factory: Factory, clock: FakeClock, site: FakeSite
+    session_factory: Factory, clock: FakeClock, site: FakeSite, tmp_path: Path
 ) -> None:
     orders = sample_orders(3)
     serve_orders(site, orders)
@@ -148,8 +181,11 @@ async def test_scraping_a_requeued_batch_again_fills_in_what_failed_without_dupl
         imported_at = row.updated_at
 
     clock.advance(timedelta(hours=1))
+    path = tmp_path / "cookies.json"
+    path.write_text(cookie_file_text())
+    cookie_file = await read_and_seal(path, TEST_CIPHER, DEFAULT_MAX_COOKIE_FILE_BYTES, clock())
     async with session_factory() as session:
-        await requeue_batch(session, first.id, clock)
+        await requeue_batch(session, first.id, clock, cookie_file)
     serve_orders(site, orders)  # the page that was missing is back
     opts = options(site)
     again = await claim_one(session_factory, clock, opts)

@@ -29,7 +29,7 @@ from myapp.processing.work_item import ClaimLifecycle, ProcessorPurpose, WorkIte
 from myapp.scraping.errors import PageFetchError
 from tests.data.claim_helpers import database_now, pass_time
 from tests.fixtures.clock import FakeClock
-from tests.scraping.conftest import COOKIE_VALUES, cookie_file_text
+from tests.scraping.conftest import COOKIE_VALUES, TEST_CIPHER, cookie_file_text
 from tests.scraping.pages import FixtureOrder, detail_page, list_page, sample_orders
 from tests.scraping.server import FakeSite, Reply
 
@@ -63,13 +63,19 @@ async def add_batch(
     started_after: timedelta = timedelta(0),
     processor: str = "Shein",
     file_hash: str | None = None,
+    stored: str | None = None,
 ) -> StagingBatch:
+    """A Queued batch holding `contents` (default: a good cookie file) sealed with the test key,
+    as `shein submit` stores it, or exactly `stored`."""
+    if stored is None:
+        text = cookie_file_text() if contents is None else contents
+        stored = TEST_CIPHER.seal(text.encode()) if text else text
     async with factory() as session:
         batch = StagingBatch(
             batch_processor_name=processor,
             file_hash=file_hash or f"hash-{started_after.total_seconds()}-{processor}",
             started_at=clock.now + started_after,
-            file_contents=cookie_file_text() if contents is None else contents,
+            file_contents=stored,
         )
         session.add(batch)
         await session.commit()
@@ -82,7 +88,11 @@ async def call(
     """A fresh scope, session and handler per call, as the engine does."""
     async with Scope(), factory() as session:
         handler = SheinBatchHandler(
-            session=session, worker_id="worker-1", clock=clock, options=opts
+            session=session,
+            worker_id="worker-1",
+            clock=clock,
+            options=opts,
+            cookie_cipher=TEST_CIPHER,
         )
         return await getattr(handler, method)(*args)
 
@@ -381,7 +391,11 @@ async def test_bad_inputs_fail_their_own_batch_and_never_leak_a_cookie(
         [
             HandlerRegistration(
                 lambda: SheinBatchHandler(
-                    session=scoped(session_factory), worker_id="w1", clock=clock, options=opts
+                    session=scoped(session_factory),
+                    worker_id="w1",
+                    clock=clock,
+                    options=opts,
+                    cookie_cipher=TEST_CIPHER,
                 ),
                 name="Shein",
                 max_items_per_cycle=20,
