@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Sequence
+from typing import Any
 
 import asyncpg
 import pytest
@@ -12,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from tenacity import wait_fixed
 
+from myapp.processing import WorkItemProcessingEngine
 from myapp.processing.transient import (
     FIRST_RETRY_DELAY_S,
     MAX_RETRY_DELAY_S,
@@ -21,7 +24,7 @@ from myapp.processing.transient import (
 from tests.fixtures.logs import LogCapture
 from tests.unit.processing.test_engine import engine_for, run_cycle
 from tests.unit.processing.test_hosting import GUARD_S, ONE_HOUR
-from tests.unit.support import HandlerState, Item, items_for
+from tests.unit.support import FakeClaimHandler, HandlerState, Item, items_for, registration
 
 SECRET = "s3cr3t-Pa55w0rd-do-not-print"
 UNREACHABLE = "Database unreachable"
@@ -203,3 +206,44 @@ async def test_a_network_error_outside_the_database_is_not_an_outage(logs: LogCa
     [record] = logs.containing("Error fetching work items from handler BlobCleanup")
     assert (record.level, record.exception) == ("ERROR", error)
     assert SECRET not in str(record.message)
+
+
+# --- Completion writes ride out a transient error ----------------------------------------------
+
+
+async def test_a_completion_that_hits_a_transient_database_error_is_tried_again(
+    db_refused: BaseException, logs: LogCapture
+) -> None:
+    calls: list[int] = []
+
+    class Flaky(FakeClaimHandler):
+        async def complete(self, items: Sequence[Any]) -> None:
+            calls.append(len(items))
+            if len(calls) <= 2:
+                raise db_refused  # a real driver error: the connection was refused
+            await super().complete(items)
+
+    state = HandlerState("Flaky", items_for("Flaky", 3))
+    engine = WorkItemProcessingEngine([registration(state, Flaky)])
+
+    report = await run_cycle(engine)
+
+    assert report.handlers["Flaky"].succeeded == 3
+    assert len(calls) == 3  # twice refused, then written
+    assert [sorted(i.index for i in batch) for (batch,) in state.calls("complete")] == [[0, 1, 2]]
+    assert not logs.containing("Could not complete")
+
+
+async def test_a_completion_that_keeps_failing_is_given_up_with_one_line(
+    db_refused: BaseException, logs: LogCapture
+) -> None:
+    class Down(FakeClaimHandler):
+        async def complete(self, items: Sequence[Any]) -> None:
+            raise db_refused
+
+    state = HandlerState("Down", items_for("Down", 2))
+
+    await run_cycle(WorkItemProcessingEngine([registration(state, Down)]))
+
+    [record] = logs.containing("Could not complete work items of handler Down")
+    assert (record.level, record.exception) == ("WARNING", None)
