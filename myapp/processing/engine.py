@@ -187,6 +187,7 @@ class _Run:
         }
         self.tables: dict[str, set[str]] = {}  # claimed table -> handler names, for wake-ups
         self.batching: set[str] = set()  # handlers with `process_batch`
+        self.leases_changed = asyncio.Event()
         self.stats = {r.name: HandlerStatsRecorder() for r in registrations}
         self.lifecycles: dict[str, HandlerLifecycle] = {}
         # Items fetched and not yet finished or released: their leases are renewed.
@@ -292,6 +293,7 @@ class _Run:
                         cancel_on_lost_lease=getattr(handler, "cancel_on_lost_lease", True),
                         on_lost=functools.partial(self._completion_lost, name),
                     )
+                    self.leases_changed.set()  # the heartbeat may have to beat faster now
                 async with asyncio.timeout(_seconds(self.engine.fetch_timeout)):
                     items = list(await handler.fetch_work_items(quota))
             fetched = len(items)
@@ -589,7 +591,11 @@ class _Run:
 
     async def heartbeat(self) -> None:
         while True:
-            await asyncio.sleep(self._heartbeat_seconds())
+            self.leases_changed.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._heartbeat_seconds()):
+                    await self.leases_changed.wait()
+                    continue  # a handler with a shorter lease appeared: sleep its interval
             for name, lifecycle in list(self.lifecycles.items()):
                 lost = await lifecycle.extend(list(self.held[name].values()))
                 if lost:

@@ -212,3 +212,29 @@ async def test_a_synchronous_item_that_times_out_keeps_its_slot_until_its_thread
     assert report.handlers["Sync"].failed == 2  # timed out: failures, as for async handlers
     assert len(SlowSynchronous.finished) == 2  # and the cycle ended after the threads did
     assert len(logs.containing("cannot be cancelled and keeps its slot")) == 2
+
+
+async def test_continuous_mode_renews_a_short_lease_from_its_first_fetch_on() -> None:
+    """The heartbeat starts before the first fetch registers a handler's lease: it must not sleep
+    the default interval (30 s here an hour) before it learns of a 0.3 s lease."""
+    journal = Journal()
+    lease = timedelta(seconds=0.3)
+    engine = WorkItemProcessingEngine(
+        [
+            HandlerRegistration(
+                lambda: ClaimHandler(journal, work=1.0, lease=lease),
+                name="Short",
+                max_items_per_cycle=1,
+            )
+        ],
+        heartbeat_interval=timedelta(hours=1),
+    )
+
+    run = asyncio.create_task(engine.run_continuously(timedelta(hours=1)))
+    await asyncio.sleep(1.5)
+    engine.request_stop()
+    await run
+
+    assert len(journal.extended) >= 4  # ~every 0.1 s while the items run
+    gaps = [b - a for a, b in zip(journal.extended, journal.extended[1:], strict=False)]
+    assert max(gaps) < lease.total_seconds()
