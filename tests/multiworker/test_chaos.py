@@ -42,7 +42,8 @@ SKEW_SECONDS = 10.0
 LEASE = "00:00:02"
 
 CHAOS_WORKERS = 4
-CHAOS_ROWS = 4000
+# Enough rows to outlast the chaos window: continuous workers drain about 250 rows/s here.
+CHAOS_ROWS = 10_000
 POISON_ROWS = 4
 POISON_ATTEMPTS = 3
 # A SIGKILL costs every row its worker held an attempt (by design: it may have crashed on it);
@@ -223,6 +224,8 @@ async def test_chaos(db: asyncpg.Connection, workers: WorkerPool) -> None:
         f"{chaos_seconds:.0f} s, {time.monotonic() - started:.0f} s in all; {verdict.summary()}"
     )
     assert verdict.rows == CHAOS_ROWS + POISON_ROWS
+    # The chaos happened while there was work to hit, not after the rows ran out.
+    assert done[KILL] >= CHAOS_KILLS // 2 and done[TERMINATE] >= CHAOS_TERMINATIONS // 2, done
     assert_clean(verdict, workers)
 
 
