@@ -80,6 +80,8 @@ async def test_stopping_leaves_no_task_connection_or_thread(db_url: str) -> None
 
     names = {"ClaimableWatcher", "SqliteChangeWatcher"}
     assert [t for t in asyncio.all_tasks() if t.get_name() in names] == []
+    for thread in set(threading.enumerate()) - threads_before:
+        thread.join(2)  # aiosqlite's thread ends just after close() returns
     assert set(threading.enumerate()) <= threads_before
     if _is_postgres(db_url):
         assert await _wakeup_connections(db_url) == 0
