@@ -341,23 +341,7 @@ class Claims(Generic[M]):
         return t.id.in_(candidates.scalar_subquery())  # type: ignore[no-any-return]
 
     def _eligible(self, now: ColumnElement[datetime]) -> list[ColumnElement[bool]]:
-        spec, t = self._spec, self._model
-        conditions = [
-            # Repeats the partial index predicate so the planner can use the index.
-            spec.status.in_([spec.queued, spec.started]),
-            or_(
-                spec.status == spec.queued,
-                and_(
-                    spec.status == spec.started,
-                    or_(t.locked_until.is_(None), t.locked_until < now),
-                ),
-            ),
-            or_(t.next_attempt_at.is_(None), t.next_attempt_at <= now),
-            *spec.where,
-        ]
-        if hasattr(t, "deleted_at"):
-            conditions.append(t.deleted_at.is_(None))
-        return conditions
+        return claimable_conditions(self._spec, now)
 
     def _owned(self) -> ColumnElement[bool]:
         return and_(
@@ -422,3 +406,26 @@ class Claims(Generic[M]):
         else:
             key = inspect(self._spec.model).get_property_by_column(expression).key
         return key, descending, descending if nulls_first is None else nulls_first
+
+
+def claimable_conditions(spec: ClaimSpec[Any], now: Any) -> list[ColumnElement[bool]]:
+    """What a row must meet to be claimed at `now` (SQL): Queued, or Started with an expired
+    lease; due; not soft-deleted; the spec's own filters. The claim and the wake-up probe
+    (myapp.data.claimable_probe) both ask exactly this."""
+    t: Any = spec.model
+    conditions = [
+        # Repeats the partial index predicate so the planner can use the index.
+        spec.status.in_([spec.queued, spec.started]),
+        or_(
+            spec.status == spec.queued,
+            and_(
+                spec.status == spec.started,
+                or_(t.locked_until.is_(None), t.locked_until < now),
+            ),
+        ),
+        or_(t.next_attempt_at.is_(None), t.next_attempt_at <= now),
+        *spec.where,
+    ]
+    if hasattr(t, "deleted_at"):
+        conditions.append(t.deleted_at.is_(None))
+    return conditions

@@ -13,6 +13,7 @@ from typing import Any
 SUITES = {
     "Engine": "tests.benchmarks.engine_bench",
     "Claims on PostgreSQL": "tests.benchmarks.claims_bench",
+    "Wake-ups": "tests.benchmarks.wakeup_bench",
     "Shein scraping": "tests.benchmarks.shein_bench",
     "Image vectorization": "tests.benchmarks.azure_bench",
 }
