@@ -7,6 +7,7 @@ from typing import Any
 
 from loguru import logger
 
+from myapp.data.wakeups import EngineWakeups
 from myapp.processing.engine import WorkItemProcessingEngine
 from myapp.processing.errors import ConfigurationError
 from myapp.processing.hosting import BackgroundProcessingService, HostedService
@@ -73,8 +74,14 @@ def build_engine(container: Any) -> WorkItemProcessingEngine:
 
 
 def build_hosted_services(container: Any) -> list[HostedService]:
-    """What the host runs: the polling background processing service."""
+    """What the host runs: the continuous background processing service, then the wake-ups
+    that tell its handlers about new work (stopped first)."""
     interval = IngestionServiceSettings.model_validate(
         container.config.IngestionService() or {}
     ).poll_interval
-    return [BackgroundProcessingService(build_engine(container), poll_interval=interval)]
+    engine = build_engine(container)
+    url = container.config.ConnectionStrings.Database()
+    return [
+        BackgroundProcessingService(engine, poll_interval=interval),
+        EngineWakeups(url, engine),
+    ]

@@ -20,6 +20,7 @@ from myapp.cli_context import Context, format_table, on_database, prepare_databa
 from myapp.commands.photos import photos_app
 from myapp.commands.shein import shein_app
 from myapp.commands.status import status
+from myapp.commands.trigger import trigger
 from myapp.data.clock_skew import warn_if_clock_skewed
 from myapp.data.errors import DatabaseStartupError
 from myapp.processing.errors import ConfigurationError
@@ -43,6 +44,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(shein_app, name="shein")
 app.add_typer(photos_app, name="photos")
 app.command()(status)
+app.command()(trigger)
 
 
 class Purpose(StrEnum):

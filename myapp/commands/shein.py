@@ -9,6 +9,7 @@ from typing import Annotated, Any, cast
 import typer
 
 from myapp.cli_context import Context, format_table, prepare_database, run_async
+from myapp.data.wakeups import wake_workers
 from myapp.handlers.shein_batch import HANDLER_NAME, SheinOptions
 from myapp.processing.scope import Scope
 from myapp.processing.wiring import handler_options
@@ -45,7 +46,8 @@ def submit(
                 cipher=cipher,
                 max_bytes=max_bytes,
             )
-            return str(batch.id)
+        await wake_workers(container.database.engine(), HANDLER_NAME)  # scrape it now
+        return str(batch.id)
 
     try:
         batch_id = run_async(context, submit_batch)

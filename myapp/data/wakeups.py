@@ -23,10 +23,13 @@ from types import TracebackType
 from typing import Any, Self
 
 from loguru import logger
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from myapp.clock import Clock, utc_now
+from myapp.clock import Clock
 from myapp.data.database import normalize_url
+from myapp.processing.claiming_handler import ClaimingHandler
 from myapp.processing.claims import ClaimSpec
+from myapp.processing.engine import WorkItemProcessingEngine
 
 OnWake = Callable[[str | None], None]
 
@@ -79,7 +82,7 @@ class WakeSource(ABC):
 
 
 def wakeup_source(
-    url: str, specs: Mapping[str, ClaimSpec[Any]], on_wake: OnWake, *, clock: Clock = utc_now
+    url: str, specs: Mapping[str, ClaimSpec[Any]], on_wake: OnWake, *, clock: Clock | None = None
 ) -> WakeSource:
     """The wake-up source for the database at `url`: the probing, listening ClaimableWatcher
     over `specs` (name -> claim spec) on PostgreSQL; the `data_version` watcher on SQLite."""
@@ -90,3 +93,56 @@ def wakeup_source(
     if normalize_url(url).get_backend_name() == "postgresql":
         return ClaimableWatcher(url, specs, on_wake, clock=clock)
     return SqliteChangeWatcher(url, on_wake)
+
+
+class EngineWakeups:
+    """The hosted service that wakes the engine's handlers: a wake-up source over the claim specs
+    of its enabled claiming handlers, calling `engine.trigger`. Started after the processing
+    service and stopped before it."""
+
+    def __init__(self, url: str, engine: WorkItemProcessingEngine) -> None:
+        self._url = url
+        self._engine = engine
+        self._names = {r.name for r in engine.enabled_registrations}
+        self._source: WakeSource | None = None
+
+    async def start(self) -> None:
+        specs = await claim_specs(self._engine)
+        self._source = wakeup_source(self._url, specs, self._on_wake)
+        await self._source.start()
+
+    async def stop(self) -> None:
+        if self._source is not None:
+            await self._source.stop()
+
+    def _on_wake(self, name: str | None) -> None:
+        if name is None or name in self._names:  # another worker's handler is not ours
+            self._engine.trigger(name)
+
+
+async def claim_specs(engine: WorkItemProcessingEngine) -> dict[str, ClaimSpec[Any]]:
+    """Handler name -> claim spec, for every enabled handler over a claimable table (a handler
+    built in a scope of its own, as the engine builds them)."""
+    specs: dict[str, ClaimSpec[Any]] = {}
+    for registration in engine.enabled_registrations:
+        try:
+            async with engine.scope_factory():
+                handler = registration.handler_factory()
+                if isinstance(handler, ClaimingHandler):
+                    specs[registration.name] = handler.claim_spec()
+        except Exception as error:  # its fetch will say what is wrong; it is only not woken
+            logger.warning("Handler {} gets no wake-ups: {}", registration.name, error)
+    return specs
+
+
+async def wake_workers(engine: AsyncEngine, name: str | None = None) -> None:
+    """Wake the workers of this database now: `pg_notify` on PostgreSQL; on SQLite, a commit
+    that changes nothing but the file's change counter, which its worker watches."""
+    if engine.dialect.name == "postgresql":
+        from myapp.data.claimable_watcher import send_wakeup
+
+        await send_wakeup(engine, name)
+        return
+    async with engine.begin() as connection:
+        version = (await connection.exec_driver_sql("PRAGMA user_version")).scalar_one()
+        await connection.exec_driver_sql(f"PRAGMA user_version = {int(version)}")

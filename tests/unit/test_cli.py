@@ -338,3 +338,28 @@ def test_python_m_myapp_runs_the_host_with_zero_setup_and_stops_on_signals(
     assert "Traceback" not in output
     assert "Stopping at once" in output
     assert (bare / "data" / "myapp.db").exists()
+
+
+def test_trigger_names_an_unknown_handler_and_exits_2(
+    clean_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["--container", SUPPORT_CONTAINER, "trigger", "Flakey"]) == 2
+
+    error = capsys.readouterr().err
+    assert "No handler named 'Flakey'" in error and "Flaky" in error
+
+
+def test_trigger_wakes_a_handler_through_the_sqlite_file(
+    clean_env: dict[str, str], workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sqlite3
+
+    assert cli.main(["db", "upgrade"]) == 0
+    watcher = sqlite3.connect(workdir / "db.sqlite")  # what the worker's watcher reads
+    before = watcher.execute("PRAGMA data_version").fetchone()[0]
+
+    assert cli.main(["--container", SUPPORT_CONTAINER, "trigger", "Flaky"]) == 0
+
+    assert "Woke Flaky" in capsys.readouterr().out
+    assert watcher.execute("PRAGMA data_version").fetchone()[0] != before
+    watcher.close()
