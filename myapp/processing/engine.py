@@ -25,12 +25,7 @@ from myapp.processing.registration import HandlerRegistration
 from myapp.processing.report import CycleReport, HandlerStatsRecorder
 from myapp.processing.scope import Scope
 from myapp.processing.timespan import format_timespan
-from myapp.processing.transient import (
-    DatabaseOutage,
-    describe_database_error,
-    is_database_unavailable,
-    raised_by_database,
-)
+from myapp.processing.transient import DatabaseOutage, database_away, describe_database_error
 from myapp.processing.watchdog import LoopWatchdog
 from myapp.processing.work_item import (
     BatchProcessor,
@@ -304,7 +299,7 @@ class _Run:
         except Exception as error:
             stats.fetch_error, stats.fetch_exception = f"{type(error).__name__}: {error}", error
             stats.finished = perf_counter()
-            if _database_away(error):  # the outage is told once, not per fetch
+            if database_away(error):  # the outage is told once, not per fetch
                 self.engine.outage.failed(error)
                 self.engine.database_down.add(name)
                 logger.debug(
@@ -699,11 +694,6 @@ def _without_duplicates(name: str, items: list[Any], stats: HandlerStatsRecorder
             _some_ids(repeated),
         )
     return unique
-
-
-def _database_away(error: BaseException) -> bool:
-    """The database cannot be reached (not, say, an HTTP service refusing a connection)."""
-    return is_database_unavailable(error) and raised_by_database(error)
 
 
 def _some_ids(items: Sequence[Any]) -> str:

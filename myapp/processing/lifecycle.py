@@ -26,11 +26,7 @@ from tenacity import (
 )
 
 from myapp.processing.registration import HandlerRegistration
-from myapp.processing.transient import (
-    describe_database_error,
-    is_database_unavailable,
-    is_transient_database_error,
-)
+from myapp.processing.transient import database_away, describe_database_error, worth_retrying
 
 ScopeFactory = Callable[[], AbstractAsyncContextManager[Any]]
 LostItems = Callable[[Sequence[Any]], None]
@@ -77,7 +73,7 @@ class HandlerLifecycle:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(attempts),
             wait=WRITE_RETRY_WAIT,
-            retry=retry_if_exception(is_transient_database_error),
+            retry=retry_if_exception(worth_retrying),
             reraise=True,
         )
         try:
@@ -88,7 +84,7 @@ class HandlerLifecycle:
                         return await getattr(handler, method)(*args) or ()
         except Exception as error:
             name = self._registration.name
-            if is_database_unavailable(error):  # the outage is told by the fetches; one line
+            if database_away(error):  # the outage is told by the fetches; one line
                 logger.warning(
                     "Could not {} work items of handler {}: {}",
                     action,

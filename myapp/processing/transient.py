@@ -85,6 +85,17 @@ def raised_by_database(error: BaseException) -> bool:
     )
 
 
+def database_away(error: BaseException) -> bool:
+    """The database cannot be reached, and the error came from talking to it (an HTTP
+    client's refused connection is an OSError too, but no outage of ours)."""
+    return is_database_unavailable(error) and raised_by_database(error)
+
+
+def worth_retrying(error: BaseException) -> bool:
+    """A database error that the same write may not meet again moments later."""
+    return is_transient_database_error(error) and raised_by_database(error)
+
+
 def error_chain(error: BaseException) -> Iterator[BaseException]:
     """`error` and every error behind it: `.orig` (SQLAlchemy), `__cause__`, `__context__`."""
     seen: set[int] = set()

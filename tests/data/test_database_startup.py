@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 from loguru import logger
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -44,6 +45,9 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("MYAPP_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("AzureAI__Endpoint", "http://127.0.0.1:9")
     monkeypatch.setenv("AzureAI__ApiKey", "test-key")
+    # A cookie key, as a PostgreSQL deployment has: without it `shein submit` stops on that
+    # first (one line too), before it ever reaches the database.
+    monkeypatch.setenv("Secrets__CookieKey", Fernet.generate_key().decode())
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
