@@ -320,3 +320,42 @@ async def test_a_synchronous_handler_runs_in_a_thread_and_keeps_its_lease(
     assert report.handlers["Photos"].succeeded == 1
     rows = await statuses(session_factory)
     assert rows[ids[0]] == (ProcessingStatus.COMPLETED, 1, None)
+
+
+async def test_a_graceful_stop_in_continuous_mode_keeps_renewing_leases_while_it_drains(
+    session_factory: Factory, clock: FakeClock
+) -> None:
+    ids = await add_photos(session_factory, clock, 4)
+    journal = Journal()
+
+    async def long(item: ProductPhoto) -> None:
+        await asyncio.sleep(2.5)
+
+    handler = type(
+        "Draining",
+        (PhotoHandler,),
+        {"journal": journal, "work": staticmethod(long), "spec": photo_spec(lease=SHORT_LEASE)},
+    )
+    engine = engine_for(
+        session_factory, handler, max_concurrency=2, shutdown_timeout=timedelta(seconds=10)
+    )
+    rival_claims: list[uuid.UUID] = []
+    run = asyncio.create_task(engine.run_continuously(timedelta(hours=1)))
+    async with asyncio.timeout(GUARD_S):
+        while len(journal.started) < 2:  # noqa: ASYNC110 (waits on the handler's journal)
+            await asyncio.sleep(0.01)
+        engine.request_stop()
+        while not run.done():  # another worker tries all through the drain (4 leases long)
+            async with session_factory() as session:
+                claims = Claims(session, photo_spec(), worker_id=OTHER_WORKER)
+                rival_claims.extend(row.id for row in await claims.claim(4))
+            await asyncio.sleep(0.1)
+        report = await run
+
+    running = [id for id, _ in journal.started]
+    assert len(running) == 2
+    assert rival_claims == [id for id in ids if id not in running]  # only the released ones
+    stats = report.handlers["Photos"]
+    assert (stats.succeeded, stats.released, stats.lost) == (2, 2, 0)
+    rows = await statuses(session_factory)
+    assert all(rows[id] == (ProcessingStatus.COMPLETED, 1, None) for id in running)
