@@ -2,10 +2,12 @@
 
 Claims photo rows (oldest `created_at` first), loads each image (http(s) or a blob), embeds it
 with Azure AI and stores the float32 vector with the model name, its dimensions and
-`vectorized_at`. Photos processed at the same time share one embeddings request (see
-`EmbeddingBatcher`). The class is generic over the photo table: a second registration with
-`photo_model=DeliveryPhoto` (any mapped class with ProductPhoto's photo and claim columns)
-vectorizes another table under another name and options section.
+`vectorized_at`. It takes the batch protocol (`process_batch`): the photos queued for it are
+handled in one call, their images downloaded concurrently, embedded in shared requests (see
+`EmbeddingBatcher`) and stored in one transaction; a photo that fails, fails alone. The class
+is generic over the photo table: a second registration with `photo_model=DeliveryPhoto` (any
+mapped class with ProductPhoto's photo and claim columns) vectorizes another table under another
+name and options section.
 
 Claimed rows: no embedding yet, or Started (a worker that stored the vector but died before the
 claim was completed must not leave the row Started for ever; `process` then sees the vector of
@@ -14,7 +16,9 @@ the same model and has nothing to do).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import uuid
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -29,8 +33,9 @@ from myapp.processing.claiming_handler import ClaimingHandler
 from myapp.processing.claims import ClaimSpec
 from myapp.processing.options import HandlerOptions
 from myapp.processing.timespan import TimeoutTimeSpan
-from myapp.processing.work_item import ProcessorPurpose
+from myapp.processing.work_item import BatchResult, ProcessorPurpose
 from myapp.vectorization.batching import EmbeddingBatcher
+from myapp.vectorization.embeddings import Vector
 from myapp.vectorization.images import (
     DEFAULT_DOWNLOAD_TIMEOUT,
     DEFAULT_MAX_IMAGE_BYTES,
@@ -76,33 +81,64 @@ class ImageVectorizationHandler(ClaimingHandler[Any]):
         )
 
     async def process(self, item: Any) -> None:
-        log = logger.bind(handler=HANDLER_NAME, item_id=str(item.id), table=self._photos.__name__)
-        model = self._embeddings.model
-        if item.embedding is not None and item.embedding_model == model:
-            log.info("Photo {id} already has its vector; nothing to do", id=item.id)
-            return
+        vector = await self._embed(item)
+        if vector is not None:
+            await self._store([(item, vector)])
+
+    async def process_batch(self, items: Sequence[Any]) -> BatchResult:
+        """The photos the engine has queued, at once: their images load concurrently, go to
+        the model in shared requests (the batcher) and are stored in one transaction. A photo
+        whose image cannot be loaded or embedded fails alone."""
+        outcomes = await asyncio.gather(
+            *(self._embed(item) for item in items), return_exceptions=True
+        )
+        failed: dict[uuid.UUID, BaseException] = {}
+        done: list[tuple[Any, Vector]] = []
+        for item, outcome in zip(items, outcomes, strict=True):
+            if isinstance(outcome, asyncio.CancelledError):
+                raise outcome
+            if isinstance(outcome, BaseException):
+                failed[item.id] = outcome
+            elif outcome is not None:
+                done.append((item, outcome))
+        if done:
+            await self._store(done)
+        return BatchResult(failed)
+
+    async def _embed(self, item: Any) -> Vector | None:
+        """The photo's vector; None if it already has one from this model."""
+        if item.embedding is not None and item.embedding_model == self._embeddings.model:
+            self._log(item).info("Photo {id} already has its vector; nothing to do", id=item.id)
+            return None
         async with self._embeddings.reserve() as reservation:
             image = await self._images.load(
                 item.url,
                 max_bytes=self._options.max_image_bytes,
                 download_timeout=self._options.download_timeout,
             )
-            vector = await reservation.embed(image)
-        photos = self._photos
-        await self._session.execute(
-            update(photos)
-            .where(photos.id == item.id)
-            .values(
-                embedding=vector,
-                embedding_model=model,
-                embedding_dimensions=int(vector.shape[0]),
-                vectorized_at=self._clock(),
+            return await reservation.embed(image)
+
+    async def _store(self, vectors: Sequence[tuple[Any, Vector]]) -> None:
+        photos, model, now = self._photos, self._embeddings.model, self._clock()
+        for item, vector in vectors:
+            await self._session.execute(
+                update(photos)
+                .where(photos.id == item.id)
+                .values(
+                    embedding=vector,
+                    embedding_model=model,
+                    embedding_dimensions=int(vector.shape[0]),
+                    vectorized_at=now,
+                )
             )
-        )
         await self._session.commit()
-        log.info(
-            "Vectorized photo {id}: {dimensions} dimensions with {model}",
-            id=item.id,
-            dimensions=vector.shape[0],
-            model=model,
-        )
+        for item, vector in vectors:
+            self._log(item).info(
+                "Vectorized photo {id}: {dimensions} dimensions with {model}",
+                id=item.id,
+                dimensions=vector.shape[0],
+                model=model,
+            )
+
+    def _log(self, item: Any) -> Any:
+        return logger.bind(handler=HANDLER_NAME, item_id=str(item.id), table=self._photos.__name__)

@@ -358,3 +358,27 @@ async def test_a_second_registration_vectorizes_another_photo_table(
             np.testing.assert_array_equal(row.embedding, vector_for(content))
         [product] = await vectorization.rows()
         assert product.embedding is None  # the other table was not touched
+
+
+async def test_the_engine_hands_queued_photos_over_as_one_batch_and_a_bad_one_fails_alone(
+    vectorization: Vectorization, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def not_per_item(self: Any, item: Any) -> None:
+        raise AssertionError("the engine must use process_batch")
+
+    monkeypatch.setattr(ImageVectorizationHandler, "process", not_per_item)
+    urls, contents = await vectorization.serve(5)
+    big = make_image((3, 3, 3), size=(200, 200), fmt="BMP")
+    bad_url = vectorization.images.add("/big.bmp", ServedFile(big))
+    await vectorization.add_photos([*urls, bad_url])
+
+    report = await vectorization.engine(MaxImageBytes=10_000).run_cycle()
+
+    assert (report.succeeded, report.failed) == (5, 1)
+    assert vectorization.ai.batch_sizes == [5]  # one call, one request for the five good ones
+    rows = await vectorization.rows()
+    for row, content in zip(rows[:5], contents, strict=True):
+        assert row.status == ProcessingStatus.COMPLETED
+        np.testing.assert_array_equal(row.embedding, vector_for(content))
+    assert rows[5].status == ProcessingStatus.FAILED
+    assert "over MaxImageBytes" in rows[5].last_error
