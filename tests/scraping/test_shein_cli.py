@@ -3,13 +3,10 @@ retry`, and what a copy of the database holds along the way."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import stat
-import sys
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -17,7 +14,7 @@ from sqlalchemy import func, select
 
 from myapp.data.database import create_engine, create_session_factory
 from myapp.data.models import StagingBatch
-from tests.fixtures.cli import CLI_TIMEOUT_S, REPO_ROOT, cli_environment, run_myapp
+from tests.fixtures.cli import cli_environment, run_myapp, run_split
 from tests.scraping.at_rest import database_dump, pieces, stored_contents
 from tests.scraping.conftest import (
     COOKIE_VALUES,
@@ -31,29 +28,6 @@ from tests.scraping.server import FakeSite
 # Planted in the submitted file: it must never be found in a dump of the database.
 PLANTED_VALUE = "pl4nted-SESSION-c00k1e-7e3a9b"
 DEEP = 200_000
-
-
-@dataclass(frozen=True)
-class Run:
-    code: int
-    stdout: str
-    stderr: str
-
-
-async def run_split(env: dict[str, str], *args: str) -> Run:
-    """`python -m myapp ...` with stdout and stderr apart."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "myapp",
-        *args,
-        env=env,
-        cwd=REPO_ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=CLI_TIMEOUT_S)
-    return Run(process.returncode or 0, out.decode(), err.decode())
 
 
 def config_dir(tmp_path: Path) -> Path:

@@ -386,24 +386,7 @@ async def test_bad_inputs_fail_their_own_batch_and_never_leak_a_cookie(
         started_after=timedelta(seconds=51),
         file_hash="expired",
     )
-    opts = options(site)
-    engine = WorkItemProcessingEngine(
-        [
-            HandlerRegistration(
-                lambda: SheinBatchHandler(
-                    session=scoped(session_factory),
-                    worker_id="w1",
-                    clock=clock,
-                    options=opts,
-                    cookie_cipher=TEST_CIPHER,
-                ),
-                name="Shein",
-                max_items_per_cycle=20,
-                purpose=ProcessorPurpose.INGESTION,
-            )
-        ],
-        max_concurrency=3,
-    )
+    engine = shein_engine(session_factory, clock, options(site), max_concurrency=3)
 
     report = await engine.run_cycle()
 
@@ -534,3 +517,30 @@ def test_extra_headers_httpx_cannot_send_are_refused_at_start_up(
     with pytest.raises(ValueError, match=re.escape(expected)):
         SheinOptions.model_validate({"ExtraHeaders": headers})
     assert SheinOptions.model_validate({"ExtraHeaders": {"Accept-Language": "en-ZA, en;q=0.9"}})
+
+
+def shein_engine(
+    factory: async_sessionmaker[AsyncSession],
+    clock: FakeClock,
+    opts: SheinOptions,
+    *,
+    max_concurrency: int = 2,
+) -> WorkItemProcessingEngine:
+    """An engine over the Shein handler alone, each call in its own scope with its own session."""
+    return WorkItemProcessingEngine(
+        [
+            HandlerRegistration(
+                lambda: SheinBatchHandler(
+                    session=scoped(factory),
+                    worker_id="w1",
+                    clock=clock,
+                    options=opts,
+                    cookie_cipher=TEST_CIPHER,
+                ),
+                name="Shein",
+                max_items_per_cycle=20,
+                purpose=ProcessorPurpose.INGESTION,
+            )
+        ],
+        max_concurrency=max_concurrency,
+    )

@@ -12,12 +12,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from myapp.data.models import ProcessingStatus, StagingBatch
-from myapp.handlers.shein_batch import SheinBatchHandler, SheinOptions
-from myapp.processing.engine import WorkItemProcessingEngine
 from myapp.processing.errors import PermanentError
-from myapp.processing.registration import HandlerRegistration
-from myapp.processing.scope import scoped
-from myapp.processing.work_item import ProcessorPurpose
 from myapp.scraping.cookie_cipher import COOKIE_KEY_SETTING, CookieCipher
 from tests.fixtures.clock import FakeClock
 from tests.scraping.at_rest import database_dump, pieces, stored_contents
@@ -39,31 +34,12 @@ from tests.scraping.test_shein_handler import (
     load_batch,
     options,
     serve_orders,
+    shein_engine,
 )
 
 Factory = async_sessionmaker[AsyncSession]
 CAP = "BackgroundProcessing:Shein:MaxCookieFileBytes"
 PLANTED_VALUE = "pl4nted-SESSION-st0red-51c0"
-
-
-def engine_for(factory: Factory, clock: FakeClock, opts: SheinOptions) -> WorkItemProcessingEngine:
-    return WorkItemProcessingEngine(
-        [
-            HandlerRegistration(
-                lambda: SheinBatchHandler(
-                    session=scoped(factory),
-                    worker_id="w1",
-                    clock=clock,
-                    options=opts,
-                    cookie_cipher=TEST_CIPHER,
-                ),
-                name="Shein",
-                max_items_per_cycle=20,
-                purpose=ProcessorPurpose.INGESTION,
-            )
-        ],
-        max_concurrency=2,
-    )
 
 
 def nested(depth: int) -> str:
@@ -116,7 +92,7 @@ async def test_hostile_stored_batches_fail_alone_and_the_worker_goes_on(
     ]
     good = await add_batch(session_factory, clock, started_after=timedelta(minutes=1))
 
-    report = await engine_for(session_factory, clock, options(site)).run_cycle()
+    report = await shein_engine(session_factory, clock, options(site)).run_cycle()
 
     assert (report.succeeded, report.failed) == (1, len(hostile))
     assert (await load_batch(session_factory, good.id)).status == ProcessingStatus.COMPLETED
@@ -144,7 +120,7 @@ async def test_a_batch_sealed_with_another_key_fails_naming_the_setting(
     )
     good = await add_batch(session_factory, clock, started_after=timedelta(seconds=1))
 
-    report = await engine_for(session_factory, clock, options(site)).run_cycle()
+    report = await shein_engine(session_factory, clock, options(site)).run_cycle()
 
     assert (report.succeeded, report.failed) == (1, 1)
     failed = await load_batch(session_factory, wrong.id)

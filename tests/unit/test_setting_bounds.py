@@ -5,7 +5,6 @@ lists the same ranges)."""
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -105,16 +104,6 @@ ALL = DURATIONS + COUNTS
 
 def by_key(bound: Bound) -> str:
     return bound.key
-
-
-@pytest.fixture
-def config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in list(os.environ):
-        if "__" in name or name.startswith("MYAPP_"):
-            monkeypatch.delenv(name)
-    directory = tmp_path / "config"
-    directory.mkdir()
-    return directory
 
 
 def as_setting(value: Any) -> Any:

@@ -4,7 +4,6 @@ that name the key, the value and what was expected (never echoing a secret)."""
 from __future__ import annotations
 
 import json
-import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,17 +14,6 @@ from myapp.processing import ConfigurationError
 from myapp.settings import AppSettings, LogFormat, LogLevel, load_settings
 
 SECRET = "s3cr3t-Pa55w0rd-do-not-print"
-
-
-@pytest.fixture
-def config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty config dir; no MYAPP_* or Section__Key variables leak in from outside."""
-    for name in list(os.environ):
-        if "__" in name or name.startswith("MYAPP_"):
-            monkeypatch.delenv(name)
-    directory = tmp_path / "config"
-    directory.mkdir()
-    return directory
 
 
 def write(config_dir: Path, document: dict[str, Any] | str, name: str = "appsettings.json") -> None:
