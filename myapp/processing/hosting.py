@@ -122,13 +122,27 @@ class Host:
                         raise
 
     async def _stop_all(self, services: list[HostedService]) -> None:
-        for service in reversed(services):
+        remaining = list(reversed(services))
+        while remaining:
+            service = remaining.pop(0)
             try:
                 await service.stop()
-            except asyncio.CancelledError:
+            except asyncio.CancelledError:  # the second signal: the rest stop at once too
+                for rest in remaining:
+                    await _stop_at_once(rest)
                 raise
             except Exception:
                 logger.exception("Error stopping {}", type(service).__name__)
+
+
+async def _stop_at_once(service: HostedService) -> None:
+    """`stop()`, cancelled as soon as it has begun: a service's stop-at-once path."""
+    stopping = asyncio.ensure_future(service.stop())
+    await asyncio.sleep(0)
+    stopping.cancel("second signal")
+    for outcome in await asyncio.gather(stopping, return_exceptions=True):
+        if isinstance(outcome, Exception):
+            logger.opt(exception=outcome).error("Error stopping {}", type(service).__name__)
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)

@@ -15,6 +15,7 @@ from dependency_injector import containers, providers
 from containers.application import ApplicationContainer
 from myapp.bootstrap import build_container, build_engine, build_hosted_services
 from myapp.clock import Clock
+from myapp.data.wakeups import EngineWakeups
 from myapp.processing import (
     ConfigurationError,
     HandlerOptions,
@@ -138,8 +139,9 @@ def test_the_application_container_is_configured_from_settings(config_dir: Path)
     assert isinstance(engine, WorkItemProcessingEngine)
     assert engine.max_concurrency == 7
     assert engine.shutdown_timeout.total_seconds() == 3
-    [service] = build_hosted_services(container)
+    service, wakeups = build_hosted_services(container)
     assert isinstance(service, BackgroundProcessingService)
+    assert isinstance(wakeups, EngineWakeups)  # started after the service, stopped before it
     assert service.poll_interval.total_seconds() == 42
     assert [r.name for r in service.engine.registrations] == [
         "Shein",

@@ -273,3 +273,36 @@ async def test_sigterm_during_run_once_is_a_graceful_stop_that_releases_unstarte
     assert report.handlers["Slow"].released == 4
     assert [len(items) for (items,) in state.calls("release")] == [4]
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+class SlowToStop(Recorder):
+    """A service whose graceful stop takes long; cancelled, it records that it stopped at once."""
+
+    async def stop(self) -> None:
+        self.journal.append(f"stop {self.name}")
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            self.journal.append(f"stopped {self.name} at once")
+            raise
+
+
+async def test_a_second_signal_while_one_service_stops_stops_the_others_at_once_too() -> None:
+    journal: list[str] = []
+    host = Host([SlowToStop("processing", journal), SlowToStop("wakeups", journal)])
+
+    running = asyncio.create_task(host.run())
+    async with asyncio.timeout(GUARD_S):
+        while journal != ["start processing", "start wakeups"]:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)  # while "wakeups" is still stopping
+        await running
+
+    assert journal[2:] == [
+        "stop wakeups",
+        "stopped wakeups at once",
+        "stop processing",  # not left running: a service that was never stopped outlives the host
+        "stopped processing at once",
+    ]
