@@ -17,7 +17,8 @@ class DatabaseContainer(containers.DeclarativeContainer):
         tracked, core.lifetime, create_engine, config.ConnectionStrings.Database
     )
     session_factory = providers.Singleton(create_session_factory, engine)
-    # Scoped: one session per fetch / process call, shared within it, closed at its end.
+    # Scoped: one session per fetch / process call, shared within it, closed at its end;
+    # built on first use, so a call that never touches it costs no session and no close.
     session = providers.Factory(scoped, session_factory, close=close_session)
 
     # Secrets:CookieKey, or on SQLite a key file beside the database; None on PostgreSQL without

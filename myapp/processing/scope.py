@@ -7,22 +7,26 @@ error or cancellation. An object that is an async context manager is closed thro
 `__aexit__` (an `AsyncSession` rolls back what was not committed).
 
 dependency-injector has no scoped provider; the container declares
-`session = providers.Factory(scoped, session_factory)` and the scope, carried in a context
-variable, does the rest. Each call runs in its own asyncio task, so concurrent calls never share
-a scope.
+`session = providers.Factory(scoped, session_factory, close=close_session)` and the scope,
+carried in a context variable, does the rest. Each call runs in its own asyncio task, so
+concurrent calls never share a scope.
+
+A scope whose objects have nothing to close (a `close` that returns None: a session nothing
+used) ends without awaiting anything: no task, no shield. That is the common case for a handler
+call that never touches the database, and it runs once per work item.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
 from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import Any, TypeVar
 
 T = TypeVar("T")
-Closer = Callable[[T], Awaitable[object]]
+# Closes an instance at the end of its scope; returns None when there is nothing to close.
+Closer = Callable[[T], Awaitable[object] | None]
 
 _current_scope: ContextVar[Scope | None] = ContextVar("myapp_scope", default=None)
 
@@ -34,23 +38,19 @@ class ScopeError(RuntimeError):
 class Scope:
     def __init__(self) -> None:
         self._instances: dict[int, Any] = {}
-        self._exit_stack = AsyncExitStack()
-        self._closeables = 0
+        self._closers: list[tuple[Closer[Any], Any]] = []
         self._token: Token[Scope | None] | None = None
 
     def get_or_create(self, factory: Callable[[], T], close: Closer[T] | None = None) -> T:
         key = id(factory)
-        if key not in self._instances:
-            instance = factory()
-            self._instances[key] = instance
-            closeable: Any = instance
-            if close is not None:
-                self._exit_stack.push_async_callback(close, instance)
-                self._closeables += 1
-            elif hasattr(closeable, "__aexit__"):
-                self._exit_stack.push_async_exit(closeable)
-                self._closeables += 1
-        return self._instances[key]  # type: ignore[no-any-return]
+        if key in self._instances:
+            return self._instances[key]  # type: ignore[no-any-return]
+        instance = self._instances[key] = factory()
+        if close is not None:
+            self._closers.append((close, instance))
+        elif hasattr(instance, "__aexit__"):
+            self._closers.append((_exit, instance))
+        return instance
 
     async def __aenter__(self) -> Scope:
         self._token = _current_scope.set(self)
@@ -62,15 +62,38 @@ class Scope:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        closing: list[Awaitable[object]] = []
         try:
-            if self._closeables:
-                # Shielded: a second cancellation while closing must not leave a session open.
-                await asyncio.shield(self._exit_stack.aclose())
+            for close, instance in reversed(self._closers):  # the last created closes first
+                if (awaitable := close(instance)) is not None:
+                    closing.append(awaitable)
         finally:
-            if self._token is not None:
-                _current_scope.reset(self._token)
-                self._token = None
-            self._instances.clear()
+            try:
+                if closing:
+                    # Shielded: a second cancellation while closing must not leave a session open.
+                    await asyncio.shield(_await_all(closing))
+            finally:
+                if self._token is not None:
+                    _current_scope.reset(self._token)
+                    self._token = None
+                self._instances.clear()
+                self._closers.clear()
+
+
+def _exit(instance: Any) -> Awaitable[object]:
+    return instance.__aexit__(None, None, None)  # type: ignore[no-any-return]
+
+
+async def _await_all(closing: list[Awaitable[object]]) -> None:
+    """Await every close, in order, even after one fails; then raise the first failure."""
+    failure: BaseException | None = None
+    for awaitable in closing:
+        try:
+            await awaitable
+        except BaseException as error:  # the others must still close
+            failure = failure or error
+    if failure is not None:
+        raise failure
 
 
 def current_scope() -> Scope:
@@ -85,5 +108,6 @@ def current_scope() -> Scope:
 
 def scoped(factory: Callable[[], T], close: Closer[T] | None = None) -> T:
     """The instance of `factory` for the current scope, created on first use, closed with
-    `close(instance)` (default: its `__aexit__`, if it has one) when the scope ends."""
+    `close(instance)` (default: its `__aexit__`, if it has one) when the scope ends; a `close`
+    that returns None had nothing to close."""
     return current_scope().get_or_create(factory, close)
