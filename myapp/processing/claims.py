@@ -29,39 +29,44 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import Enum
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from loguru import logger
 from sqlalchemy import (
     ColumnElement,
     and_,
-    any_,
     case,
     func,
     inspect,
-    literal,
-    null,
     or_,
     select,
     type_coerce,
-    update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
-from sqlalchemy.sql import operators
-from sqlalchemy.sql.elements import UnaryExpression
 
 from myapp.processing.claim_columns import DEFAULT_MAX_ATTEMPTS, ClaimColumns, UtcDateTime
+from myapp.processing.claim_sql import (
+    EXHAUSTED_ERROR,
+    claim_statement,
+    claimable_conditions,
+    owned_update,
+)
 from myapp.processing.sql_time import NO_OFFSET, bound_time, database_time
+
+if TYPE_CHECKING:
+    from loguru import Logger
 
 __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
+    "EXHAUSTED_ERROR",
     "ClaimColumns",
     "ClaimSpec",
     "Claims",
     "FailOutcome",
     "RetryPolicy",
     "UtcDateTime",
+    "claimable_conditions",
     "error_text",
 ]
 
@@ -72,7 +77,6 @@ DEFAULT_RETRY_JITTER = 0.2
 ERROR_TEXT_LIMIT = 2000
 # PostgreSQL allows 32,767 bind parameters per statement, SQLite 32,766.
 IDS_PER_STATEMENT = 10_000
-EXHAUSTED_ERROR = "attempts exhausted: the lease of the last attempt ran out before it finished"
 # The columns the protocol itself writes on dead-letter: `dead_letter_values` may not set them.
 PROTOCOL_COLUMNS = frozenset(
     {"attempts", "max_attempts", "next_attempt_at", "locked_by", "locked_until", "last_error"}
@@ -172,48 +176,28 @@ class Claims(Generic[M]):
         self._clock = clock
         self._rng = rng
         self._model: Any = spec.model  # columns are looked up by name: the mixin's contract
-        self._log = logger.bind(table=inspect(spec.model).local_table.name, worker=worker_id)
+
+    @functools.cached_property
+    def _log(self) -> Logger:
+        # Built when first needed: one Claims serves each claim and acknowledgement call.
+        return logger.bind(table=inspect(self._spec.model).local_table.name, worker=self._worker_id)
 
     async def claim(self, limit: int) -> list[M]:
         """Up to `limit` rows, now Started and leased to this worker, in the spec's order."""
         if limit <= 0:
             return []
-        spec, t, at = self._spec, self._model, self._time()
-        picked = self._pick(limit, at(NO_OFFSET))
-        exhausted = t.attempts >= t.max_attempts
-        values: dict[Any, Any] = {
-            spec.status: case((exhausted, spec.failed), else_=spec.started),
-            t.locked_by: case((exhausted, null()), else_=literal(self._worker_id)),
-            t.locked_until: case((exhausted, null()), else_=at(spec.lease)),
-            t.attempts: case((exhausted, t.attempts), else_=t.attempts + 1),
-            t.last_error: case((exhausted, literal(EXHAUSTED_ERROR)), else_=t.last_error),
-        }
-        if spec.error_column is not None:
-            values[spec.error_column] = case(
-                (exhausted, literal(EXHAUSTED_ERROR)), else_=spec.error_column
-            )
-        for key, value in spec.dead_letter_values.items():
-            column = getattr(t, key)
-            values[column] = case((exhausted, literal(value, column.type)), else_=column)
-        statement = update(spec.model).where(picked).values(values).returning(spec.model)
-        rows = (
-            (
-                await self._session.execute(
-                    statement,
-                    execution_options={"synchronize_session": False, "populate_existing": True},
-                )
-            )
-            .scalars()
-            .all()
-        )
-        for row in rows:  # detached: usable after this session closes, whatever its settings
-            self._session.expunge(row)
+        spec, now = self._spec, self._explicit_now()
+        claim = claim_statement(spec, self._dialect_name, explicit_clock=now is not None)
+        parameters = claim.parameters(limit, self._worker_id, spec.lease, now)
+        connection = await self._session.connection()
+        rows = (await connection.execute(claim.statement, parameters)).all()
         await self._session.commit()
-        claimed = [row for row in rows if getattr(row, spec.status.key) == spec.started]
-        dead = [row.id for row in rows if getattr(row, spec.status.key) != spec.started]
+        claimed = [row for row in rows if row[claim.status] == spec.started]
+        dead = [row[claim.id] for row in rows if row[claim.status] != spec.started]
         if dead:
             self._log.warning("Dead-lettered {} rows whose attempts ran out: {}", len(dead), dead)
-        return sorted(claimed, key=functools.cmp_to_key(self._compare))
+        # Detached: usable after this session closes, whatever its settings.
+        return claim.instances(claim.in_order(claimed))
 
     async def complete(
         self, ids: Sequence[uuid.UUID], values: Mapping[str, Any] | None = None
@@ -318,30 +302,23 @@ class Claims(Generic[M]):
     def _time(self) -> Callable[[timedelta], ColumnElement[datetime]]:
         """`now + offset` as SQL for one method call: the database's clock, or the explicit
         clock read once (so every time in the call is the same instant)."""
+        now = self._explicit_now()
+        if now is None:
+            return functools.partial(database_time, self._dialect_name)
+        return lambda offset: bound_time(now + offset)
+
+    def _explicit_now(self) -> datetime | None:
+        """The explicit clock's reading, in UTC; None when the database's clock is used."""
         if self._clock is None:
-            return functools.partial(database_time, self._session.get_bind().dialect.name)
+            return None
         now = self._clock()
         if now.tzinfo is None:
             raise ValueError("the claim clock must return timezone-aware datetimes")
-        now = now.astimezone(UTC)
-        return lambda offset: bound_time(now + offset)
+        return now.astimezone(UTC)
 
-    def _pick(self, limit: int, now: ColumnElement[datetime]) -> ColumnElement[bool]:
-        t = self._model
-        candidates = (
-            select(t.id)
-            .where(*self._eligible(now))
-            .order_by(*self._spec.order_by, t.id)
-            .limit(limit)
-        )
-        if self._session.get_bind().dialect.name == "postgresql":
-            # ANY(ARRAY(...)): the planner always uses the primary key for this form.
-            locked = candidates.with_for_update(skip_locked=True).scalar_subquery()
-            return t.id == any_(func.array(locked))  # type: ignore[no-any-return]
-        return t.id.in_(candidates.scalar_subquery())  # type: ignore[no-any-return]
-
-    def _eligible(self, now: ColumnElement[datetime]) -> list[ColumnElement[bool]]:
-        return claimable_conditions(self._spec, now)
+    @property
+    def _dialect_name(self) -> str:
+        return self._session.get_bind().dialect.name
 
     def _owned(self) -> ColumnElement[bool]:
         return and_(
@@ -354,78 +331,17 @@ class Claims(Generic[M]):
         changes: Mapping[Any, Any],
         *extra: ColumnElement[bool],
     ) -> set[uuid.UUID]:
-        """One statement per IDS_PER_STATEMENT ids (both databases cap bind parameters near
-        32k), one transaction for all of them; the ids this worker still held."""
-        t, won = self._model, set()
+        """One statement per IDS_PER_STATEMENT ids (SQLite caps bind parameters near 32k; on
+        PostgreSQL the ids are one array parameter), one transaction for all of them; the ids
+        this worker still held. Core, not the ORM's bulk UPDATE: there is no session state to
+        synchronize."""
+        owned = owned_update(self._spec, self._dialect_name, changes, extra)
+        won: set[uuid.UUID] = set()
         for start in range(0, len(ids), IDS_PER_STATEMENT):
             chunk = list(ids[start : start + IDS_PER_STATEMENT])
-            statement = (
-                update(self._spec.model)
-                .where(t.id.in_(chunk), self._owned(), *extra)
-                .values(dict(changes))
-                .returning(t.id)
-            )
-            result = await self._session.execute(
-                statement, execution_options={"synchronize_session": False}
-            )
-            won.update(result.scalars().all())
+            parameters = owned.parameters(chunk, self._worker_id, changes)
+            connection = await self._session.connection()
+            won.update((await connection.execute(owned.statement, parameters)).scalars().all())
         if ids:
             await self._session.commit()
         return won
-
-    def _compare(self, left: M, right: M) -> int:
-        for key, descending, nulls_first in self._sort_keys:
-            a, b = getattr(left, key), getattr(right, key)
-            if a == b:
-                continue
-            if a is None or b is None:
-                return -1 if (a is None) == nulls_first else 1
-            order = -1 if a < b else 1
-            return -order if descending else order
-        return (left.id > right.id) - (left.id < right.id)
-
-    @functools.cached_property
-    def _sort_keys(self) -> list[tuple[str, bool, bool]]:
-        return [self._sort_key(expression) for expression in self._spec.order_by]
-
-    def _sort_key(self, expression: Any) -> tuple[str, bool, bool]:
-        """(attribute, descending, nulls first) for one ORDER BY term, to sort RETURNING rows
-        (whose order the database does not guarantee). NULLs go where PostgreSQL puts them."""
-        descending, nulls_first = False, None
-        while isinstance(expression, UnaryExpression):
-            modifier = expression.modifier
-            if modifier is operators.desc_op:
-                descending = True
-            elif modifier is operators.nulls_first_op:
-                nulls_first = True
-            elif modifier is operators.nulls_last_op:
-                nulls_first = False
-            expression = expression.element
-        if isinstance(expression, QueryableAttribute):
-            key = expression.key
-        else:
-            key = inspect(self._spec.model).get_property_by_column(expression).key
-        return key, descending, descending if nulls_first is None else nulls_first
-
-
-def claimable_conditions(spec: ClaimSpec[Any], now: Any) -> list[ColumnElement[bool]]:
-    """What a row must meet to be claimed at `now` (SQL): Queued, or Started with an expired
-    lease; due; not soft-deleted; the spec's own filters. The claim and the wake-up probe
-    (myapp.data.claimable_probe) both ask exactly this."""
-    t: Any = spec.model
-    conditions = [
-        # Repeats the partial index predicate so the planner can use the index.
-        spec.status.in_([spec.queued, spec.started]),
-        or_(
-            spec.status == spec.queued,
-            and_(
-                spec.status == spec.started,
-                or_(t.locked_until.is_(None), t.locked_until < now),
-            ),
-        ),
-        or_(t.next_attempt_at.is_(None), t.next_attempt_at <= now),
-        *spec.where,
-    ]
-    if hasattr(t, "deleted_at"):
-        conditions.append(t.deleted_at.is_(None))
-    return conditions

@@ -17,8 +17,20 @@ as an aware UTC datetime when selected).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, Interval, String, func, literal, type_coerce
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Dialect,
+    Interval,
+    String,
+    bindparam,
+    func,
+    literal,
+    type_coerce,
+)
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from myapp.processing.claim_columns import UtcDateTime
 
@@ -27,15 +39,37 @@ SQLITE_TIME_FORMAT = "%Y-%m-%d %H:%M:%f"
 SQLITE_MICROSECONDS_PAD = "000"  # %f has milliseconds; UtcDateTime text has microseconds
 
 
-def database_time(dialect_name: str, offset: timedelta = NO_OFFSET) -> ColumnElement[datetime]:
+class TimeOffset(TypeDecorator[timedelta]):
+    """A `timedelta` bound as what `database_time` adds: an interval on PostgreSQL, SQLite's
+    "+300.000 seconds" modifier text (SQLite keeps time in whole milliseconds)."""
+
+    impl = Interval
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        return dialect.type_descriptor(String() if dialect.name == "sqlite" else Interval())
+
+    def process_bind_param(self, value: timedelta | None, dialect: Dialect) -> Any:
+        if value is None or dialect.name != "sqlite":
+            return value
+        return f"{value.total_seconds():+.3f} seconds"
+
+
+def offset_parameter(name: str) -> BindParameter[timedelta]:
+    """A named offset for `database_time`, given at execution: a statement built once can be
+    run with any offset (a claim's lease)."""
+    return bindparam(name, type_=TimeOffset())
+
+
+def database_time(
+    dialect_name: str, offset: timedelta | BindParameter[timedelta] = NO_OFFSET
+) -> ColumnElement[datetime]:
     """The database's current time plus `offset`, as SQL; `offset` is a bind parameter."""
+    amount = offset if isinstance(offset, BindParameter) else literal(offset, TimeOffset())
     if dialect_name == "postgresql":
-        moment = func.statement_timestamp() + literal(offset, Interval())
-        return type_coerce(moment, UtcDateTime())
+        return type_coerce(func.statement_timestamp() + amount, UtcDateTime())
     if dialect_name == "sqlite":
-        # "+300.000 seconds": SQLite keeps time in whole milliseconds.
-        modifier = literal(f"{offset.total_seconds():+.3f} seconds", String())
-        text = func.strftime(SQLITE_TIME_FORMAT, "now", modifier, type_=String())
+        text = func.strftime(SQLITE_TIME_FORMAT, "now", amount, type_=String())
         return type_coerce(text.concat(SQLITE_MICROSECONDS_PAD), UtcDateTime())
     raise ValueError(f"no SQL for the current time on the {dialect_name!r} database")
 
