@@ -4,6 +4,10 @@ Its section `BackgroundProcessing:MultiWorker` (environment `BackgroundProcessin
 sets the lease, the retry backoff, a sleep per item (`SleepPerItem`, plus a random part up to
 `SleepJitter`), and the journals: `Journal` (the `process_calls` table; the benchmark's no-op
 run turns it off) and `JournalFile` (this worker's journal file, see journal.py).
+
+`MultiWorkerBatchHandler` is the same work through the batch protocol (`process_batch`), under
+its own name and section `BackgroundProcessing:MultiWorkerBatch`, off unless `Enabled` is true
+(the benchmark turns it on and the per-item one off).
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
@@ -23,11 +27,14 @@ from myapp.processing.claiming_handler import ClaimingHandler
 from myapp.processing.claims import ClaimSpec
 from myapp.processing.options import HandlerOptions
 from myapp.processing.timespan import NonNegativeTimeSpan, PositiveTimeSpan
+from myapp.processing.work_item import BatchResult
 from tests.multiworker.journal import append_event
 from tests.multiworker.models import ProcessCall, WorkRow, work_row_spec
 
 HANDLER_NAME = "MultiWorker"
+BATCH_HANDLER_NAME = "MultiWorkerBatch"
 POISON_MESSAGE = "poison row: this item always fails"
+NO_CALL_ID = uuid.UUID(int=0)
 
 
 class PoisonError(RuntimeError):
@@ -66,7 +73,9 @@ class MultiWorkerHandler(ClaimingHandler[WorkRow]):
         return {"completions": WorkRow.completions + 1}
 
     async def process(self, item: WorkRow) -> None:
-        call_id = uuid.uuid4()
+        # A call id only when journaling: the benchmark's no-op runs measure the framework.
+        journaling = self._options.journal or self._options.journal_file is not None
+        call_id = uuid.uuid4() if journaling else NO_CALL_ID
         await self._journal(call_id, item, "start")
         try:
             if sleep := self._sleep_seconds():
@@ -93,3 +102,22 @@ class MultiWorkerHandler(ClaimingHandler[WorkRow]):
             )
         )
         await self._session.commit()
+
+
+class MultiWorkerBatchOptions(MultiWorkerOptions):
+    enabled: bool = False
+
+
+class MultiWorkerBatchHandler(MultiWorkerHandler):
+    """The same rows and the same per-item work, in batches: one call, one scope, one slot."""
+
+    options_model: ClassVar[type[HandlerOptions]] = MultiWorkerBatchOptions
+
+    async def process_batch(self, items: Sequence[WorkRow]) -> BatchResult | None:
+        failed: dict[uuid.UUID, BaseException] = {}
+        for item in items:
+            try:
+                await self.process(item)
+            except PoisonError as error:
+                failed[item.id] = error
+        return BatchResult(failed) if failed else None

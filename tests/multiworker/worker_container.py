@@ -21,7 +21,12 @@ from containers.processing import ProcessingContainer
 from myapp.clock import Clock, utc_now
 from myapp.processing.wiring import add_handler
 from myapp.processing.work_item import ProcessorPurpose
-from tests.multiworker.handler import HANDLER_NAME, MultiWorkerHandler
+from tests.multiworker.handler import (
+    BATCH_HANDLER_NAME,
+    HANDLER_NAME,
+    MultiWorkerBatchHandler,
+    MultiWorkerHandler,
+)
 
 DEFAULT_QUOTA = 100
 CLOCK_OFFSET_VARIABLE = "MYAPP_TEST_CLOCK_OFFSET_SECONDS"
@@ -51,8 +56,20 @@ class MultiWorkerProcessing(ProcessingContainer):
         worker_id=ProcessingContainer.core.worker_id,
         clock=ProcessingContainer.core.clock,
     )
-    # Only the test handler: the built-in ones' tables are not in the test database.
-    registrations = providers.List(multi_worker)
+    # The same rows through the batch protocol; off unless BackgroundProcessing:MultiWorkerBatch
+    # :Enabled is true.
+    multi_worker_batch = add_handler(
+        MultiWorkerBatchHandler,
+        name=BATCH_HANDLER_NAME,
+        max_items_per_cycle=DEFAULT_QUOTA,
+        purpose=ProcessorPurpose.INTERNAL,
+        sections=ProcessingContainer.config.BackgroundProcessing,
+        session=ProcessingContainer.database.session,
+        worker_id=ProcessingContainer.core.worker_id,
+        clock=ProcessingContainer.core.clock,
+    )
+    # Only the test handlers: the built-in ones' tables are not in the test database.
+    registrations = providers.List(multi_worker, multi_worker_batch)
 
 
 class Container(ApplicationContainer):
