@@ -162,3 +162,16 @@ async def test_acknowledgements_bind_one_array_on_postgresql_and_a_list_on_sqlit
         else:
             assert " IN (" in sql and len(parameters) >= len(ids)
     assert {(await load(session_factory, id)).status for id in ids} == {ProcessingStatus.COMPLETED}
+
+
+async def test_a_claim_in_a_transaction_the_caller_opened_joins_it_and_commits(
+    session_factory: Factory, clock: FakeClock
+) -> None:
+    ids = await add_photos(session_factory, clock, 2)
+    async with session_factory() as session:
+        await session.execute(select(ProductPhoto.id))  # the caller's transaction is open
+        claims = Claims(session, photo_spec(), worker_id="w1")
+        assert [row.id for row in await claims.claim(2)] == ids
+        assert not session.in_transaction()
+        assert await claims.complete(ids) == set(ids)
+    assert {(await load(session_factory, id)).status for id in ids} == {ProcessingStatus.COMPLETED}
