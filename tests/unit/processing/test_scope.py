@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from containers.core import CoreContainer
 from containers.database import DatabaseContainer
 from myapp.processing import HandlerRegistration, Scope, WorkItemProcessingEngine
-from myapp.processing.scope import ScopeError
+from myapp.processing.scope import ScopeError, scoped
 from tests.unit.support import Item, items_for
 
 DEADLOCK_GUARD_S = 20
@@ -208,3 +208,44 @@ def test_resolving_a_scoped_provider_outside_a_scope_raises_scope_error(
         container.database.session()
     with pytest.raises(ScopeError):
         container.handler()
+
+
+async def test_closes_run_last_created_first_and_all_run_when_one_fails() -> None:
+    closed: list[str] = []
+
+    async def close(name: str) -> None:
+        closed.append(name)
+        if name == "second":
+            raise RuntimeError("close failed")
+
+    def maker(name: str) -> Any:
+        return lambda: name
+
+    factories = [maker(name) for name in ("first", "second", "third")]  # kept: keyed by id
+    with pytest.raises(RuntimeError, match="close failed"):
+        async with Scope():
+            for factory in factories:
+                scoped(factory, close=close)
+
+    assert closed == ["third", "second", "first"]
+
+
+async def test_a_scope_whose_closers_have_nothing_to_close_creates_no_task() -> None:
+    loop = asyncio.get_running_loop()
+    created: list[object] = []
+
+    def counting(loop: asyncio.AbstractEventLoop, coro: Any) -> asyncio.Task[Any]:
+        created.append(coro)
+        return asyncio.Task(coro, loop=loop)
+
+    loop.set_task_factory(counting)
+    untouched, touched = (lambda: "untouched"), (lambda: "touched")
+    try:
+        async with Scope():
+            scoped(untouched, close=lambda _: None)
+        assert created == []
+        async with Scope():
+            scoped(touched, close=lambda _: asyncio.sleep(0))
+        assert len(created) == 1  # the shielded close
+    finally:
+        loop.set_task_factory(None)
