@@ -1,19 +1,23 @@
-"""Claim benchmark on PostgreSQL: worker processes vs a raw asyncpg loop, and claim latency with a
-million finished rows.
+"""Claim benchmark on PostgreSQL: worker processes vs a raw asyncpg loop in the same run, a
+worker's memory over a big backlog, and claim latency with a million finished rows.
 
     python -m tests.benchmarks.claims_bench
 
+Every framework figure is a ratio to the raw loop measured just before and just after it (this
+machine's speed drifts with whatever else runs on it), the median over ROUNDS rounds.
 Rows are dicts with "benchmark", "value", "unit", "ideal_or_anchor", "ratio", "notes".
 """
 
 from __future__ import annotations
 
 import asyncio
-import resource
+import os
 import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +26,9 @@ import asyncpg
 from myapp.data.database import create_engine, create_session_factory
 from myapp.processing.claims import Claims
 from tests.fixtures.database import drop_postgres_database
+from tests.multiworker.handler import BATCH_HANDLER_NAME, HANDLER_NAME
 from tests.multiworker.models import ROWS_TABLE
 from tests.multiworker.support import (
-    SECTION,
     WorkerPool,
     connect,
     create_test_database,
@@ -35,15 +39,20 @@ from tests.multiworker.support import (
 
 ISSUE_RAW_ANCHOR = 43_000  # rows/s the issue measured for this loop on this kind of machine
 THROUGHPUT_ROWS = 20_000
-WORKER_COUNTS = (1, 4)
+BACKLOG_ROWS = 200_000  # the memory run: peak RSS against a THROUGHPUT_ROWS run's
+ROUNDS = 3
 BATCH = 100
+MAX_CONCURRENCY = 8
 RAW_CONNECTIONS = 4
 LATENCY_FINISHED_ROWS = 1_000_000
 LATENCY_QUEUED_ROWS = 10_000
 LATENCY_CLAIMS = 200
 DRAIN_TIMEOUT_S = 300.0
-TARGET_RATIO = 0.40
-RAW_ANCHOR = "raw asyncpg loop, same machine"
+PER_ITEM_TARGET = 0.25  # of the raw loop
+BATCH_TARGET = 0.50
+MEMORY_TARGET = 1.10  # 200k-row backlog's peak RSS / 20k-row backlog's
+RAW_ANCHOR = "raw asyncpg loop, same run (before and after)"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 RAW_CLAIM = f"""
 UPDATE {ROWS_TABLE} SET status = 'Started', locked_by = $1,
@@ -62,6 +71,40 @@ UPDATE {ROWS_TABLE} SET status = 'Completed', locked_by = NULL, locked_until = N
        next_attempt_at = NULL, completions = completions + 1
 WHERE id = ANY($1::uuid[]) AND locked_by = $2 AND status = 'Started'
 """
+
+
+@dataclass(frozen=True)
+class Mode:
+    """How the workers run: which registration, how many processes."""
+
+    label: str
+    handler: str
+    workers: int
+
+    def settings(self) -> dict[str, str]:
+        other = BATCH_HANDLER_NAME if self.handler == HANDLER_NAME else HANDLER_NAME
+        section = f"BackgroundProcessing__{self.handler}"
+        return {
+            f"{section}__Enabled": "true",
+            f"{section}__Journal": "false",
+            f"{section}__MaxItemsPerCycle": str(BATCH),
+            f"BackgroundProcessing__{other}__Enabled": "false",
+            "BackgroundProcessing__MaxConcurrency": str(MAX_CONCURRENCY),
+        }
+
+
+PER_ITEM = Mode("1 worker process, per-item no-op process", HANDLER_NAME, 1)
+BATCHED = Mode("1 worker process, batch protocol, no-op process_batch", BATCH_HANDLER_NAME, 1)
+FOUR = Mode("4 worker processes, per-item no-op process", HANDLER_NAME, 4)
+
+
+@dataclass(frozen=True)
+class Drain:
+    """One timed drain by worker processes."""
+
+    rows_per_second: float
+    cpu_us_per_row: float  # the workers' CPU from first claim to drained
+    peak_rss_mb: float  # the largest worker's
 
 
 def row(
@@ -92,65 +135,62 @@ async def verify_exactly_once(db: asyncpg.Connection, count: int) -> None:
         raise AssertionError(f"exactly-once violated: {bad} bad rows of {total}")
 
 
-def children_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a running process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-async def framework_rows_per_second(
-    url: str, db: asyncpg.Connection, workers: int
-) -> tuple[float, float]:
-    """Worker subprocesses (`python -m myapp ... run`), a no-op handler (journal off); timed
-    from the first claimed row until the table is drained (process start-up excluded).
-    Also the workers' CPU milliseconds per row (start-up included)."""
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident set so far (VmHWM), from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmHWM for process {pid}")
+
+
+async def seed(db: asyncpg.Connection, count: int) -> None:
     await reset_tables(db)
-    await seed_rows(db, THROUGHPUT_ROWS)
+    await seed_rows(db, count)
     await db.execute(f"VACUUM ANALYZE {ROWS_TABLE}")
+
+
+async def drain(url: str, db: asyncpg.Connection, mode: Mode, count: int) -> Drain:
+    """Worker subprocesses (`python -m myapp ... run`) drain `count` rows; timed from the first
+    claimed row until the table is drained (process start-up excluded)."""
+    await seed(db, count)
     with tempfile.TemporaryDirectory() as logs:
-        pool = WorkerPool(
-            url,
-            Path(logs),
-            {
-                f"{SECTION}__Journal": "false",
-                f"{SECTION}__MaxItemsPerCycle": str(BATCH),
-                "BackgroundProcessing__MaxConcurrency": "8",
-            },
-        )
-        cpu_before = children_cpu_seconds()
+        pool = WorkerPool(url, Path(logs), mode.settings())
         try:
-            pool.start(workers)
+            pids = [worker.pid for worker in pool.start(mode.workers)]
 
             async def claimed() -> bool:
-                return bool(
-                    await db.fetchval(
-                        f"SELECT EXISTS (SELECT FROM {ROWS_TABLE} WHERE attempts > 0)"
-                    )
-                )
+                query = f"SELECT EXISTS (SELECT FROM {ROWS_TABLE} WHERE attempts > 0)"
+                return bool(await db.fetchval(query))
 
             async def drained() -> bool:
-                return not await db.fetchval(
-                    f"SELECT EXISTS (SELECT FROM {ROWS_TABLE} WHERE status <> 'Completed')"
-                )
+                query = f"SELECT EXISTS (SELECT FROM {ROWS_TABLE} WHERE status <> 'Completed')"
+                return not await db.fetchval(query)
 
             await wait_until(claimed, within=60, what="a first claim", workers=pool, interval=0.01)
+            cpu_before = sum(cpu_seconds(pid) for pid in pids)
             seconds = await wait_until(
                 drained, within=DRAIN_TIMEOUT_S, what="drain", workers=pool, interval=0.02
             )
+            cpu = sum(cpu_seconds(pid) for pid in pids) - cpu_before
+            rss = max(peak_rss_mb(pid) for pid in pids)
             codes = pool.terminate()
             if any(codes.values()):
                 raise AssertionError(f"workers exited with {codes}\n{pool.logs()}")
         finally:
             pool.close()
-        cpu_ms_per_row = (children_cpu_seconds() - cpu_before) * 1000 / THROUGHPUT_ROWS
-    await verify_exactly_once(db, THROUGHPUT_ROWS)
-    return THROUGHPUT_ROWS / seconds, cpu_ms_per_row
+    await verify_exactly_once(db, count)
+    return Drain(count / seconds, cpu * 1e6 / count, rss)
 
 
 async def raw_rows_per_second(url: str, db: asyncpg.Connection) -> float:
     """The same claim/complete SQL with no framework: 4 connections, batches of 100."""
-    await reset_tables(db)
-    await seed_rows(db, THROUGHPUT_ROWS)
-    await db.execute(f"VACUUM ANALYZE {ROWS_TABLE}")
+    await seed(db, THROUGHPUT_ROWS)
     connections = [await connect(url) for _ in range(RAW_CONNECTIONS)]
 
     async def loop(connection: asyncpg.Connection) -> None:
@@ -169,10 +209,106 @@ async def raw_rows_per_second(url: str, db: asyncpg.Connection) -> float:
     return THROUGHPUT_ROWS / seconds
 
 
+@dataclass
+class Rounds:
+    """Each mode's drains, each with the raw loop measured just before and just after it."""
+
+    raws: list[float]
+    drains: dict[Mode, list[tuple[Drain, float]]]  # (drain, raw rows/s around it)
+
+    def ratios(self, mode: Mode) -> list[float]:
+        return [drain.rows_per_second / raw for drain, raw in self.drains[mode]]
+
+    def median(self, mode: Mode, value: Callable[[Drain], float]) -> float:
+        return statistics.median(value(drain) for drain, _ in self.drains[mode])
+
+
+async def throughput_rounds(url: str, db: asyncpg.Connection) -> Rounds:
+    modes = (PER_ITEM, BATCHED, FOUR)
+    rounds = Rounds([await raw_rows_per_second(url, db)], {mode: [] for mode in modes})
+    for _ in range(ROUNDS):
+        for mode in modes:
+            drained = await drain(url, db, mode, THROUGHPUT_ROWS)
+            rounds.raws.append(await raw_rows_per_second(url, db))
+            rounds.drains[mode].append((drained, statistics.mean(rounds.raws[-2:])))
+    return rounds
+
+
+def throughput_rows(rounds: Rounds) -> list[dict[str, Any]]:
+    raw = statistics.median(rounds.raws)
+    rows = [
+        row(
+            f"raw asyncpg claim/complete loop ({RAW_CONNECTIONS} connections, batches of "
+            f"{BATCH}), {THROUGHPUT_ROWS:,} rows",
+            raw,
+            "rows/s",
+            "issue: ~43,000 rows/s on this kind of machine",
+            raw / ISSUE_RAW_ANCHOR,
+            f"median of {len(rounds.raws)} runs ({min(rounds.raws):,.0f}-{max(rounds.raws):,.0f}),"
+            " one before and one after every framework run; exactly-once verified; "
+            "ratio = this run's raw loop / the issue's figure",
+        )
+    ]
+    for mode, target in ((PER_ITEM, PER_ITEM_TARGET), (BATCHED, BATCH_TARGET), (FOUR, None)):
+        ratios = rounds.ratios(mode)
+        rows.append(
+            row(
+                f"framework, {mode.label}, {THROUGHPUT_ROWS:,} rows",
+                rounds.median(mode, lambda d: d.rows_per_second),
+                "rows/s",
+                RAW_ANCHOR,
+                statistics.median(ratios),
+                f"median of {len(ratios)} rounds (ratios {min(ratios):.3f}-{max(ratios):.3f}); "
+                f"python -m myapp run, quota {BATCH}, MaxConcurrency {MAX_CONCURRENCY}; timed "
+                "first claim -> drained; exactly-once verified; worker CPU "
+                f"{rounds.median(mode, lambda d: d.cpu_us_per_row):.0f} us/row"
+                + (f"; target >= {target} of raw" if target else ""),
+            )
+        )
+    four_vs_one = [
+        four.rows_per_second / one.rows_per_second
+        for (four, _), (one, _) in zip(rounds.drains[FOUR], rounds.drains[PER_ITEM], strict=True)
+    ]
+    rows.append(
+        row(
+            "framework, 4 worker processes / 1 worker process (per-item)",
+            statistics.median(four_vs_one),
+            "x",
+            "1 worker process, same round",
+            statistics.median(four_vs_one),
+            f"median of {len(four_vs_one)} rounds ({min(four_vs_one):.2f}-"
+            f"{max(four_vs_one):.2f}); target >= 1.0 (no worse) on this 2-core machine",
+        )
+    )
+    return rows
+
+
+async def memory_rows(url: str, db: asyncpg.Connection, rounds: Rounds) -> list[dict[str, Any]]:
+    """Peak RSS of one worker draining a 200,000-row backlog against the 20,000-row drains."""
+    small = rounds.median(PER_ITEM, lambda d: d.peak_rss_mb)
+    big = await drain(url, db, PER_ITEM, BACKLOG_ROWS)
+    return [
+        row(
+            f"peak RSS, 1 worker process draining {THROUGHPUT_ROWS:,} rows",
+            small,
+            "MB",
+            notes=f"VmHWM, median of {ROUNDS} drains (per-item, quota {BATCH})",
+        ),
+        row(
+            f"peak RSS, 1 worker process draining {BACKLOG_ROWS:,} rows",
+            big.peak_rss_mb,
+            "MB",
+            f"the {THROUGHPUT_ROWS:,}-row drain",
+            big.peak_rss_mb / small,
+            f"VmHWM; {big.rows_per_second:,.0f} rows/s; target <= {MEMORY_TARGET} "
+            "(memory does not grow with the backlog)",
+        ),
+    ]
+
+
 async def claim_latency(url: str, db: asyncpg.Connection) -> tuple[list[float], str]:
     """claim(100) through `Claims` with 1M Completed + 10k Queued rows; each claimed batch is then
     completed and replaced by 100 new Queued rows (untimed), so the queue stays at 10k."""
-    from tests.multiworker.handler import MultiWorkerHandler  # noqa: F401  (spec lives there)
     from tests.multiworker.models import work_row_spec
 
     await reset_tables(db)
@@ -210,50 +346,13 @@ async def claim_latency(url: str, db: asyncpg.Connection) -> tuple[list[float], 
     return timings, explain
 
 
-async def run_async() -> list[dict[str, Any]]:
-    url = await asyncio.to_thread(create_test_database, synchronous_commit=True)
-    try:
-        db = await connect(url)
-        try:
-            raw = await raw_rows_per_second(url, db)
-            rows = [
-                row(
-                    f"raw asyncpg claim/complete loop ({RAW_CONNECTIONS} connections, batches of "
-                    f"{BATCH}), {THROUGHPUT_ROWS:,} rows",
-                    raw,
-                    "rows/s",
-                    "issue: ~43,000 rows/s on this kind of machine",
-                    raw / ISSUE_RAW_ANCHOR,
-                    "exactly-once verified; ratio = this machine's raw loop / the issue's figure",
-                )
-            ]
-            for workers in WORKER_COUNTS:
-                rate, cpu_ms = await framework_rows_per_second(url, db, workers)
-                rows.append(
-                    row(
-                        f"framework, {workers} worker process(es), no-op handler, "
-                        f"{THROUGHPUT_ROWS:,} rows",
-                        rate,
-                        "rows/s",
-                        RAW_ANCHOR,
-                        rate / raw,
-                        f"python -m myapp run subprocesses, quota {BATCH}, MaxConcurrency 8; "
-                        "timed first claim -> drained; exactly-once verified; "
-                        f"worker CPU {cpu_ms:.2f} ms/row incl. start-up"
-                        + (f"; target >= {TARGET_RATIO:.0%} of raw" if workers == 4 else ""),
-                    )
-                )
-            timings, explain = await claim_latency(url, db)
-        finally:
-            await db.close()
-    finally:
-        await asyncio.to_thread(drop_postgres_database, url)
+def latency_rows(timings: list[float], explain: str) -> list[dict[str, Any]]:
     ms = sorted(t * 1000 for t in timings)
     uses_index = "ix_multiworker_rows_claimable" in explain
     plan_nodes = [line.strip().lstrip("-> ").split("  (")[0] for line in explain.splitlines()]
     plan_summary = " ; ".join(node for node in plan_nodes if "Scan" in node or "Sort" in node)
     context = f"{LATENCY_FINISHED_ROWS:,} Completed + {LATENCY_QUEUED_ROWS:,} Queued rows"
-    rows += [
+    return [
         row(
             f"claim({BATCH}) latency, median, {context}",
             statistics.median(ms),
@@ -273,6 +372,21 @@ async def run_async() -> list[dict[str, Any]]:
             notes=plan_summary,
         ),
     ]
+
+
+async def run_async() -> list[dict[str, Any]]:
+    url = await asyncio.to_thread(create_test_database, synchronous_commit=True)
+    try:
+        db = await connect(url)
+        try:
+            rounds = await throughput_rounds(url, db)
+            rows = throughput_rows(rounds)
+            rows += await memory_rows(url, db, rounds)
+            rows += latency_rows(*await claim_latency(url, db))
+        finally:
+            await db.close()
+    finally:
+        await asyncio.to_thread(drop_postgres_database, url)
     return rows
 
 
