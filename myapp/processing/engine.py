@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Awaitable, Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from time import perf_counter
+from time import monotonic, perf_counter
 from types import FrameType
 from typing import Any, TypeVar
 
@@ -192,6 +192,10 @@ class _Run:
         # took (by `id(item)`): a lost item is never started, and a running one is cancelled.
         self.running: dict[int, asyncio.Task[Any]] = {}
         self.lost: set[int] = set()
+        # When each held item's lease was last known to be this worker's (monotonic seconds): at
+        # its claim, then at each renewal that covered it. An item whose lease is not known to
+        # be fresh is confirmed with the database before it starts (see _still_held).
+        self.confirmed: dict[Any, float] = {}
         self.queue: FairQueue[Any] = FairQueue(
             engine.queue_size, {r.name: r.max_concurrency for r in registrations}
         )
@@ -289,6 +293,7 @@ class _Run:
                         on_lost=functools.partial(self._completion_lost, name),
                     )
                     self.leases_changed.set()  # the heartbeat may have to beat faster now
+                claimed_at = monotonic()
                 async with asyncio.timeout(_seconds(self.engine.fetch_timeout)):
                     items = list(await handler.fetch_work_items(quota))
             fetched = len(items)
@@ -319,6 +324,8 @@ class _Run:
         stats.fetched += len(items)
         stats.finished = perf_counter()
         self.held[name].update((item.id, item) for item in items)
+        if name in self.lifecycles:
+            self.confirmed.update((item.id, claimed_at) for item in items)
         if items or not self.continuous:  # an idle worker does not log every wake-up
             logger.info("Handler '{}' fetched {} work items", name, len(items))
         for index, item in enumerate(items):
@@ -435,8 +442,8 @@ class _Run:
         try:
             if lifecycle is None:
                 await self._process(name, item)
-            elif id(item) in self.lost:  # its lease was taken while it waited: never started
-                self.stats[name].lost += 1
+            elif id(item) in self.lost or not await self._still_held(name, lifecycle, [item]):
+                self.stats[name].lost += 1  # its lease was taken while it waited: never started
             else:
                 self.running[id(item)] = asyncio.current_task()  # type: ignore[assignment]
                 await self._process(name, item)
@@ -444,6 +451,7 @@ class _Run:
             if lifecycle is not None:
                 self.running.pop(id(item), None)
                 self.lost.discard(id(item))
+                self.confirmed.pop(item.id, None)
             self.stats[name].finished = perf_counter()
             self.held[name].pop(item.id, None)
             self.queue.task_done(name)
@@ -488,6 +496,9 @@ class _Run:
         """Several items of a `process_batch` handler in one call, one scope and one slot."""
         stats = self.stats[name]
         live = [item for item in items if id(item) not in self.lost]
+        if live and (lifecycle := self.lifecycles.get(name)):
+            held = {item.id for item in await self._still_held(name, lifecycle, live)}
+            live = [item for item in live if item.id in held]
         stats.lost += len(items) - len(live)
         try:
             if live:
@@ -495,6 +506,7 @@ class _Run:
         finally:
             for item in items:
                 self.lost.discard(id(item))
+                self.confirmed.pop(item.id, None)
                 self.held[name].pop(item.id, None)
                 self.queue.task_done(name)
             stats.finished = perf_counter()
@@ -592,9 +604,42 @@ class _Run:
                     await self.leases_changed.wait()
                     continue  # a handler with a shorter lease appeared: sleep its interval
             for name, lifecycle in list(self.lifecycles.items()):
-                lost = await lifecycle.extend(list(self.held[name].values()))
-                if lost:
-                    self._leases_lost(name, lifecycle, lost)
+                await self._renew(name, lifecycle, list(self.held[name].values()))
+
+    async def _renew(self, name: str, lifecycle: HandlerLifecycle, items: list[Any]) -> set[Any]:
+        """Extend these items' leases; the ids still this worker's (none if it cannot tell)."""
+        asked_at = monotonic()
+        lost = await lifecycle.extend(items)
+        if lost is None:  # the renewal failed: nothing is known to be held now
+            return set()
+        if lost:
+            self._leases_lost(name, lifecycle, lost)
+        held = {item.id for item in items if item.id not in lost}
+        self.confirmed.update((id, asked_at) for id in held if id in self.confirmed)
+        return held
+
+    async def _still_held(
+        self, name: str, lifecycle: HandlerLifecycle, items: list[Any]
+    ) -> list[Any]:
+        """The items whose lease is still this worker's, about to start. A lease renewed (or
+        claimed) less than half a lease ago is; an older one (a renewal failed, the worker
+        stalled) is asked of the database first: starting an item whose lease ran out and was
+        taken by another worker would run it twice at once."""
+        if lifecycle.lease is None:
+            return items
+        fresh_since = monotonic() - lifecycle.lease.total_seconds() / 2
+        stale = [item for item in items if self.confirmed.get(item.id, fresh_since) < fresh_since]
+        if not stale:
+            return items
+        held = await self._renew(name, lifecycle, stale)
+        for item in stale:
+            if item.id not in held and id(item) not in self.lost:  # lost ones are told already
+                logger.warning(
+                    "Work item {} from handler {}: its lease could not be confirmed; not started",
+                    item.id,
+                    name,
+                )
+        return [item for item in items if item.id in held or item not in stale]
 
     def _leases_lost(
         self, name: str, lifecycle: HandlerLifecycle, lost_ids: Collection[uuid.UUID]

@@ -66,10 +66,10 @@ class HandlerLifecycle:
 
     async def _call(
         self, action: str, method: str, *args: Any, attempts: int = WRITE_ATTEMPTS
-    ) -> Collection[uuid.UUID]:
+    ) -> Collection[uuid.UUID] | None:
         """The handler's lifecycle call in a fresh scope, tried again (each time in a new scope)
         when the database had a transient error; the ids it says this worker no longer holds
-        (none if it does not say, or if the call failed)."""
+        (none if it does not say), or None if the call failed."""
         retrying = AsyncRetrying(
             stop=stop_after_attempt(attempts),
             wait=WRITE_RETRY_WAIT,
@@ -95,7 +95,7 @@ class HandlerLifecycle:
                 logger.opt(exception=error).error(
                     "Could not {} work items of handler {}", action, name
                 )
-        return ()
+        return None
 
     def completed(self, item: Any) -> None:
         """Queue an acknowledgement; items completing together are flushed in one call."""
@@ -110,19 +110,20 @@ class HandlerLifecycle:
                     async with asyncio.timeout(COMPLETION_BATCH_WINDOW_SECONDS):
                         await self._draining.wait()
             batch, self._pending_completions = self._pending_completions, []
-            lost = await asyncio.shield(self._call("complete", "complete", batch))
+            lost = await asyncio.shield(self._call("complete", "complete", batch)) or ()
             if lost and self._on_lost is not None:
                 self._on_lost([item for item in batch if item.id in lost])
 
     async def failed(self, item: Any, error: BaseException) -> None:
         await asyncio.shield(self._call("fail", "fail", item, error))
 
-    async def extend(self, items: Sequence[Any]) -> Collection[uuid.UUID]:
-        """Renew the leases; the ids whose lease another worker holds now. Tried once: the next
-        heartbeat comes within a third of the lease."""
+    async def extend(self, items: Sequence[Any]) -> Collection[uuid.UUID] | None:
+        """Renew the leases; the ids whose lease another worker holds now, or None if the
+        renewal failed (tried again on a transient database error, as completions are: a lease
+        that lapses while the worker is alive is how an item comes to run twice at once)."""
         if not items:
             return ()
-        return await self._call("extend the leases of", "extend", list(items), attempts=1)
+        return await self._call("extend the leases of", "extend", list(items))
 
     async def release(self, items: Sequence[Any]) -> None:
         if items:

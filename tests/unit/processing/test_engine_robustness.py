@@ -238,3 +238,35 @@ async def test_continuous_mode_renews_a_short_lease_from_its_first_fetch_on() ->
     assert len(journal.extended) >= 4  # ~every 0.1 s while the items run
     gaps = [b - a for a, b in zip(journal.extended, journal.extended[1:], strict=False)]
     assert max(gaps) < lease.total_seconds()
+
+
+class UnrenewableHandler(ClaimHandler):
+    """Claims items whose renewals all fail (the database is away, say)."""
+
+    async def extend(self, items: Sequence[Any]) -> None:
+        raise RuntimeError("could not renew")
+
+
+async def test_an_item_whose_lease_cannot_be_confirmed_is_not_started(logs: LogCapture) -> None:
+    """Renewals failed, so by the time the second item's turn comes (after the first's 0.5 s,
+    more than half its 0.4 s lease) nothing says its lease is still this worker's: another
+    worker may have claimed it. It is not started."""
+    journal = Journal()
+    lease = timedelta(seconds=0.4)
+    engine = WorkItemProcessingEngine(
+        [
+            HandlerRegistration(
+                lambda: UnrenewableHandler(journal, work=0.5, lease=lease),
+                name="Stale",
+                max_items_per_cycle=2,
+            )
+        ],
+        max_concurrency=1,
+    )
+
+    report = await engine.run_cycle()
+
+    assert len(journal.processed) == 1
+    stats = report.handlers["Stale"]
+    assert (stats.succeeded, stats.lost) == (1, 1)
+    assert logs.containing("its lease could not be confirmed; not started")
