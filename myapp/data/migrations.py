@@ -18,7 +18,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from loguru import logger
-from sqlalchemy import MetaData, inspect, text
+from sqlalchemy import MetaData, event, inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -59,7 +59,7 @@ async def upgrade_to_head(url: str, user_migrations: Sequence[str] = ()) -> None
     Our tables without migration history raise UnversionedSchemaError: upgrading would try to
     create them again. A package that cannot be found raises ConfigurationError first."""
     packages = [find_user_migrations(module) for module in user_migrations]
-    engine = create_engine(url)
+    engine = _migration_engine(url)
     try:
         await _in_transaction(engine, _upgrade, url)
         for package in packages:
@@ -72,7 +72,11 @@ async def stamp_head(url: str) -> str:
     """Record a database whose tables predate migrations as being at the newest revision, if
     they match it; returns that revision. Anything else raises DatabaseStartupError: tables that
     differ (UnversionedSchemaError), no tables, or history already there."""
-    return await _run_sync(url, _stamp, url, transaction=True)
+    engine = _migration_engine(url)
+    try:
+        return await _in_transaction(engine, _stamp, url)
+    finally:
+        await engine.dispose()
 
 
 async def current_revision(url: str) -> str | None:
@@ -88,16 +92,35 @@ async def schema_drift(url: str, metadata: MetaData = Base.metadata) -> list[Any
     return await _run_sync(url, _compare, metadata)
 
 
-async def _run_sync(url: str, work: Callable[..., T], *args: Any, transaction: bool = False) -> T:
+async def _run_sync(url: str, work: Callable[..., T], *args: Any) -> T:
     """Run alembic's synchronous `work(connection, *args)` on a short-lived engine."""
     engine = create_engine(url)
     try:
-        if transaction:
-            return await _in_transaction(engine, work, *args)
         async with engine.connect() as connection:
             return await connection.run_sync(work, *args)
     finally:
         await engine.dispose()
+
+
+def _migration_engine(url: str) -> AsyncEngine:
+    """A short-lived engine whose transactions hold DDL on SQLite too: Python's sqlite3 begins
+    a transaction only before a data change, so a failing migration would stay half applied.
+    BEGIN IMMEDIATE also takes SQLite's write lock first, so processes migrating one file
+    together wait for each other (the busy timeout), as the advisory lock makes them on
+    PostgreSQL."""
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine.sync_engine, "connect", _leave_transactions_to_sqlalchemy)
+        event.listen(engine.sync_engine, "begin", _begin_immediate)
+    return engine
+
+
+def _leave_transactions_to_sqlalchemy(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None
+
+
+def _begin_immediate(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 async def _in_transaction(engine: AsyncEngine, work: Callable[..., T], *args: Any) -> T:
@@ -178,7 +201,8 @@ def _recorded_revision(connection: Connection) -> str | None:
 
 
 def _lock(connection: Connection) -> None:
-    """Workers starting together on one PostgreSQL migrate one at a time."""
+    """Workers starting together migrate one at a time: on PostgreSQL by this advisory lock,
+    on SQLite by the write lock its transaction took (`_migration_engine`)."""
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
 
