@@ -1,11 +1,13 @@
 """A user's package with its own models and alembic migrations (tests/userpkg/pricewatch, the
 example of docs/your-own-tables.md) migrates next to ours through the real CLI: two version
-tables, neither history touching the other, neither autogenerate seeing the other's tables."""
+tables, neither history touching the other, neither autogenerate seeing the other's tables.
+The page shows the package's files as they are, and the CLI's output as the CLI prints it."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from sqlalchemy.engine import Connection
 
 from myapp.data.alembic_env import DATABASE_URL_ENVIRONMENT_VARIABLE, OUR_VERSION_TABLE, run_env
 from myapp.data.claiming import status_claim_spec
-from myapp.data.database import create_engine, create_session_factory
+from myapp.data.database import create_engine, create_session_factory, redact_url
 from myapp.data.migrations import (
     ALEMBIC_INI,
     LEGACY_VERSION_TABLE,
@@ -39,6 +41,28 @@ USER_CONFIG_DIR = USER_PACKAGE_ROOT / "config"  # Database:Migrations = ["pricew
 THEIR_MIGRATIONS = "pricewatch.migrations"
 THEIR_VERSION_TABLE = "pricewatch_alembic_version"
 NO_DRIFT = "No new upgrade operations detected"
+DOC = REPO_ROOT / "docs" / "your-own-tables.md"
+DOC_DATABASE_URL = "sqlite+aiosqlite:///./data/myapp.db"
+SHOWN_FILES = (
+    "pricewatch/models.py",
+    "pricewatch/migrations/env.py",
+    "alembic.ini",
+    "pricewatch/migrations/versions/3f6e8fa6c71e_price_checks.py",
+    "config/appsettings.json",
+    "test_pricewatch_schema.py",
+)
+FENCED_BLOCK = re.compile(r"^```(\w*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+WORKERS = 4
+
+
+def doc_blocks(language: str) -> list[str]:
+    return [body for lang, body in FENCED_BLOCK.findall(DOC.read_text()) if lang == language]
+
+
+def shown_output(*, containing: str) -> list[str]:
+    """The lines of the page's output block that mentions `containing`."""
+    (block,) = [body for body in doc_blocks("text") if containing in body]
+    return block.splitlines()
 
 
 def their_head() -> str | None:
@@ -82,7 +106,11 @@ async def test_db_upgrade_migrates_their_package_after_ours_and_again_changes_no
     second = await run_with_their_package(fresh_url, "db", "upgrade")
 
     assert second.code == 0, second.output
-    assert f"{THEIR_MIGRATIONS} is at its newest revision" in second.output
+    shown = shown_output(containing="is at its newest revision")
+    printed = [
+        line.replace(redact_url(fresh_url), DOC_DATABASE_URL) for line in second.output.splitlines()
+    ]
+    assert printed[-len(shown) :] == shown
     assert await version_rows(fresh_url, OUR_VERSION_TABLE) == [head_revision()]
     assert await version_rows(fresh_url, THEIR_VERSION_TABLE) == [their_head()]
     assert await version_rows(fresh_url, LEGACY_VERSION_TABLE) is None
@@ -98,6 +126,13 @@ async def test_starting_a_command_migrates_their_package_too(fresh_url: str) -> 
     assert await version_rows(fresh_url, THEIR_VERSION_TABLE) == [their_head()]
 
 
+async def test_workers_starting_together_migrate_both_histories_once(fresh_url: str) -> None:
+    await asyncio.gather(*(upgrade_to_head(fresh_url, [THEIR_MIGRATIONS]) for _ in range(WORKERS)))
+
+    assert await version_rows(fresh_url, OUR_VERSION_TABLE) == [head_revision()]
+    assert await version_rows(fresh_url, THEIR_VERSION_TABLE) == [their_head()]
+
+
 async def test_a_package_that_is_not_there_stops_upgrade_before_the_database(
     fresh_url: str,
 ) -> None:
@@ -106,10 +141,7 @@ async def test_a_package_that_is_not_there_stops_upgrade_before_the_database(
     )
 
     assert result.code == 2
-    assert result.output.strip() == (
-        f"Configuration error: {SETTING} = 'nowhere.migrations' is invalid: "
-        "expected an importable package of alembic scripts"
-    )
+    assert result.output.splitlines() == shown_output(containing="Configuration error")
     assert await table_names(fresh_url) == set()
 
 
@@ -223,3 +255,56 @@ def test_a_name_that_is_no_module_name_is_refused_at_load(
 
     with pytest.raises(ConfigurationError, match="Database:Migrations"):
         load_settings(config_dir=tmp_path)
+
+
+BROKEN_REVISION = """
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0001"
+down_revision = None
+
+
+def upgrade() -> None:
+    op.create_table("brokenpkg_items", sa.Column("id", sa.Integer(), primary_key=True))
+    raise RuntimeError("this migration is broken")
+"""
+
+
+def write_broken_package(root: Path) -> str:
+    """A package whose one revision creates a table, then fails."""
+    migrations = root / "brokenpkg" / "migrations"
+    (migrations / "versions").mkdir(parents=True)
+    (root / "brokenpkg" / "__init__.py").write_text("")
+    (migrations / "__init__.py").write_text("")
+    (migrations / "env.py").write_text(
+        "from sqlalchemy import MetaData\n"
+        "from myapp.data.alembic_env import run_env\n"
+        "run_env(MetaData(), version_table='brokenpkg_alembic_version')\n"
+    )
+    (migrations / "versions" / "0001_items.py").write_text(BROKEN_REVISION)
+    return "brokenpkg.migrations"
+
+
+async def test_a_failing_package_rolls_back_alone(
+    fresh_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(tmp_path))
+    broken = write_broken_package(tmp_path)
+
+    with pytest.raises(RuntimeError, match="broken"):
+        await upgrade_to_head(fresh_url, [THEIR_MIGRATIONS, broken])
+
+    tables = await table_names(fresh_url)
+    assert await version_rows(fresh_url, OUR_VERSION_TABLE) == [head_revision()]
+    assert await version_rows(fresh_url, THEIR_VERSION_TABLE) == [their_head()]
+    assert not {"brokenpkg_items", "brokenpkg_alembic_version"} & tables
+
+
+def test_the_page_shows_every_file_of_the_example_as_it_is() -> None:
+    shown = {*doc_blocks("python"), *doc_blocks("ini"), *doc_blocks("json")}
+    files = {(USER_PACKAGE_ROOT / name).read_text() for name in SHOWN_FILES}
+
+    assert shown == files
+    for path in (USER_PACKAGE_ROOT / "pricewatch").rglob("*.py"):  # the layout names them all
+        assert path.name in DOC.read_text(), path

@@ -10,7 +10,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
 class Base(DeclarativeBase):
-    # Our own MetaData, not myapp's: our migrations create our tables and no others.
+    # pricewatch's own MetaData, not myapp's: each side's migrations see their own tables only.
     metadata = MetaData(naming_convention={"ix": "ix_%(table_name)s_%(column_0_N_name)s"})
 
 
@@ -19,10 +19,10 @@ class PriceCheck(ClaimColumns, Base):
 
     __tablename__ = "pricewatch_price_checks"
     __table_args__ = (
-        # What a claim scans: the rows still to do, oldest first.
+        # The rows a claim may pick, in its order (id): claims stay an index scan however
+        # many finished rows pile up.
         Index(
             None,
-            "next_attempt_at",
             "id",
             postgresql_where=text("status IN ('Queued', 'Started')"),
             sqlite_where=text("status IN ('Queued', 'Started')"),
