@@ -134,14 +134,17 @@ def handlers(
 
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context) -> None:
-    """Apply the database migrations up to the newest revision."""
+    """Apply our migrations up to the newest revision, then those of Database:Migrations."""
     context: Context = ctx.obj
     from myapp.data.database import redact_url
     from myapp.data.migrations import upgrade_to_head
 
     url = context.settings.connection_strings.database
-    run_async(context, lambda: on_database(context, upgrade_to_head))
+    theirs = context.settings.database.migrations
+    run_async(context, lambda: on_database(context, lambda at: upgrade_to_head(at, theirs)))
     typer.echo(f"Database {redact_url(url)} is at the newest revision")
+    for module in theirs:
+        typer.echo(f"{module} is at its newest revision")
 
 
 @db_app.command("stamp")

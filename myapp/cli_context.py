@@ -50,7 +50,7 @@ async def prepare_database(context: Context) -> None:
     url = context.settings.connection_strings.database
     with database_startup(url):
         if context.settings.database.migrate_on_startup:
-            await upgrade_to_head(url)
+            await upgrade_to_head(url, context.settings.database.migrations)
         else:
             await check_connection(context.container.database.engine())
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
@@ -23,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_pascal
-from pydantic_settings import EnvSettingsSource, SettingsError
+from pydantic_settings import EnvSettingsSource, NoDecode, SettingsError
 
 from myapp.data.database import DEFAULT_DATABASE_URL, normalize_url
 from myapp.processing.engine import (
@@ -42,6 +43,8 @@ ENVIRONMENT_VARIABLE = "MYAPP_ENVIRONMENT"
 CONFIG_DIR_VARIABLE = "MYAPP_CONFIG_DIR"
 # Items fetched and waiting for a slot; more than this is a typo, not a tuning.
 QUEUE_SIZE_LIMIT = 10_000
+MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+MODULE_NAME_EXPECTED = "importable package names such as pricewatch.migrations"
 DATABASE_URL_EXPECTED = (
     "a database URL: sqlite+aiosqlite:///path/to/file.db or postgresql://user:password@host/db"
 )
@@ -106,6 +109,25 @@ class ConnectionStringsSettings(Section):
 
 class DatabaseSettings(Section):
     migrate_on_startup: bool = True
+    # A user's own packages of alembic scripts, run after ours (docs/your-own-tables.md).
+    # NoDecode: from the environment it is a comma-separated list, not JSON.
+    migrations: Annotated[tuple[str, ...], NoDecode] = ()
+
+    @field_validator("migrations", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        # `Database__Migrations=pricewatch.migrations,other.migrations` from the environment.
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("migrations")
+    @classmethod
+    def _module_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for module in value:
+            if not MODULE_NAME.fullmatch(module):
+                raise ValueError(f"{MODULE_NAME_EXPECTED}, not {module!r}")
+        return value
 
 
 class LogFormat(StrEnum):

@@ -22,6 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from myapp import cli
+from myapp.data.alembic_env import OUR_VERSION_TABLE
 from myapp.data.database import create_engine, redact_url
 from myapp.data.migrations import current_revision, head_revision, upgrade_to_head
 from tests.fixtures.database import postgres_admin_dsn
@@ -214,7 +215,7 @@ async def forget_history(url: str, *extra_statements: str) -> None:
     engine = create_engine(url)
     try:
         async with engine.begin() as connection:
-            await connection.execute(text("DROP TABLE alembic_version"))
+            await connection.execute(text(f"DROP TABLE {OUR_VERSION_TABLE}"))
             for statement in extra_statements:
                 await connection.execute(text(statement))
     finally:
