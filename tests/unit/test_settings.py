@@ -28,8 +28,10 @@ def error_for(config_dir: Path, document: dict[str, Any] | str, **kw: Any) -> Co
     return raised.value
 
 
-def test_defaults_without_any_file(config_dir: Path) -> None:
-    settings = load_settings(config_dir=config_dir)
+def test_defaults_without_any_file(config_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(config_dir.parent)  # the default ./config: there, and empty
+
+    settings = load_settings()
 
     assert settings.ingestion_service.poll_interval == timedelta(minutes=5)
     assert settings.background_processing.max_concurrency >= 1
@@ -80,7 +82,7 @@ def test_the_environment_overlay_is_merged_over_the_base_file(
     by_argument = load_settings("Staging", config_dir=config_dir)
     monkeypatch.setenv("MYAPP_ENVIRONMENT", "Staging")
     by_variable = load_settings(config_dir=config_dir)
-    monkeypatch.setenv("MYAPP_ENVIRONMENT", "Production")  # no such overlay: base only
+    monkeypatch.delenv("MYAPP_ENVIRONMENT")
     without_overlay = load_settings(config_dir=config_dir)
 
     for settings in (by_argument, by_variable):
@@ -264,6 +266,7 @@ def test_secrets_are_not_shown_in_the_settings_repr(
     config_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AzureAI__ApiKey", SECRET)
+    write(config_dir, {})
 
     settings = load_settings(config_dir=config_dir)
 
