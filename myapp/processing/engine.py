@@ -20,6 +20,7 @@ from loguru import logger
 from myapp.processing.claiming_handler import ClaimingHandler
 from myapp.processing.fair_queue import FairQueue, QueueClosedError
 from myapp.processing.lifecycle import HandlerLifecycle, ScopeFactory
+from myapp.processing.log_context import work_on
 from myapp.processing.refill import HandlerRefill
 from myapp.processing.registration import HandlerRegistration
 from myapp.processing.report import CycleReport, HandlerStatsRecorder
@@ -274,6 +275,7 @@ class _Run:
         (continuous mode's spin guard)."""
         name, quota = registration.name, registration.max_items_per_cycle
         stats = self.stats[name]
+        work_on(name)  # this task's logs are the handler's (log_context.py)
         try:
             async with self.open_scope():
                 handler = registration.handler_factory()
@@ -450,6 +452,7 @@ class _Run:
             self.slots.release()
 
     async def _process(self, name: str, item: Any) -> None:
+        work_on(name, item.id)  # this task's logs are about this item (log_context.py)
         registration = self.by_name[name]
         timeout = _seconds(registration.item_timeout or self.engine.item_timeout)
         deadline = asyncio.timeout(timeout)
@@ -501,6 +504,7 @@ class _Run:
             self.slots.release()
 
     async def _process_batch(self, name: str, items: list[Any]) -> None:
+        work_on(name)
         registration = self.by_name[name]
         timeout = _seconds(registration.item_timeout or self.engine.item_timeout)
         started = perf_counter()
