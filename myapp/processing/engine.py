@@ -26,6 +26,7 @@ from myapp.processing.registration import HandlerRegistration
 from myapp.processing.report import CycleReport, HandlerStatsRecorder
 from myapp.processing.scope import Scope
 from myapp.processing.timespan import format_timespan
+from myapp.processing.tracebacks import describe_failure
 from myapp.processing.transient import DatabaseOutage, database_away, describe_database_error
 from myapp.processing.watchdog import LoopWatchdog
 from myapp.processing.work_item import (
@@ -521,9 +522,13 @@ class _Run:
                 await self._failed(name, item, error)
             raise
         except Exception as error:  # the whole batch failed, its timeout included
-            logger.opt(exception=error).error(
-                "Error processing a batch of {} work items from handler {}", len(items), name
+            logger.error(
+                "Error processing a batch of {} work items from handler {}: {}",
+                len(items),
+                name,
+                describe_failure(error),
             )
+            logger.opt(exception=error).debug("The traceback of that batch from handler {}", name)
             for item in items:
                 await self._failed(name, item, error)
             return
@@ -577,9 +582,15 @@ class _Run:
         self, name: str, item: Any, error: BaseException, *, log: bool = False
     ) -> None:
         self.stats[name].failed += 1
-        if log:
-            logger.opt(exception=error).error(
-                "Error processing work item {} from handler {}", item.id, name
+        if log:  # the handler's frames at Error, the whole traceback at Debug
+            logger.error(
+                "Error processing work item {} from handler {}: {}",
+                item.id,
+                name,
+                describe_failure(error),
+            )
+            logger.opt(exception=error).debug(
+                "The traceback of work item {} from handler {}", item.id, name
             )
         if lifecycle := self.lifecycles.get(name):
             await lifecycle.failed(item, error)
