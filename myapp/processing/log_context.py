@@ -6,8 +6,9 @@ The engine sets the context for every fetch, process and lifecycle call, and `ad
 them without binding anything, and two registrations of one class log under their own names.
 
 A context variable read by a patcher, not `logger.contextualize`: contextualize costs 3-4 us a
-call (a generator, a lock taken twice, a dict copy), 15 % of the engine's no-op items/s when
-wrapped around each process call; setting this variable costs 0.2-0.3 us, under 1 %.
+call (a generator, a lock taken twice, a dict copy); wrapped around each process call it took
+18 % off the engine's no-op items/s (35,700 -> 29,600, CPU time, median of 16 interleaved runs).
+Setting this variable costs 0.3-0.5 us: 36,100 items/s, no difference beyond the noise.
 """
 
 from __future__ import annotations
@@ -34,10 +35,6 @@ def work_on(handler: str, item_id: Any = None) -> Token[WorkContext | None]:
 
 def stop_working(token: Token[WorkContext | None]) -> None:
     _current.reset(token)
-
-
-def current_work() -> WorkContext | None:
-    return _current.get()
 
 
 def add_work_context(record: Record) -> None:
