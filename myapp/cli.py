@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from enum import StrEnum
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -16,7 +17,14 @@ from myapp.bootstrap import (
     build_hosted_services,
     registrations,
 )
-from myapp.cli_context import Context, format_table, on_database, prepare_database, run_async
+from myapp.cli_context import (
+    Context,
+    GlobalOptionsGroup,
+    format_table,
+    on_database,
+    prepare_database,
+    run_async,
+)
 from myapp.commands.photos import photos_app
 from myapp.commands.shein import shein_app
 from myapp.commands.status import status
@@ -33,8 +41,12 @@ DATABASE_ERROR_EXIT = 2
 INTERRUPTED_EXIT = 130
 T = TypeVar("T")
 
+DISTRIBUTION = "myapp"
+
 app = typer.Typer(
+    cls=GlobalOptionsGroup,  # --container, --environment, --config-dir after the command too
     help="Background work-item processing for a small-business market manager.",
+    context_settings={"help_option_names": ["-h", "--help"]},  # inherited by every command
     no_args_is_help=False,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -53,6 +65,16 @@ class Purpose(StrEnum):
     EXPORT = "export"
 
 
+def show_version(requested: bool) -> None:
+    if requested:
+        try:
+            installed = version(DISTRIBUTION)
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            installed = "(not installed)"
+        typer.echo(f"{DISTRIBUTION} {installed}")
+        raise typer.Exit()
+
+
 @app.callback(invoke_without_command=True)
 def main_options(
     ctx: typer.Context,
@@ -67,6 +89,12 @@ def main_options(
     container: Annotated[
         str, typer.Option(help="The container to run, as module:Class.")
     ] = DEFAULT_CONTAINER,
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     ctx.obj = Context(environment, config_dir, container)
     if ctx.invoked_subcommand is None:

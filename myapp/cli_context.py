@@ -1,11 +1,16 @@
-"""What every command shares: the lazily built settings and container, and the async runner."""
+"""What every command shares: the lazily built settings and container, the global options
+(accepted before or after the command), and the async runner."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+import copy
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
+
+import typer
+from typer.core import TyperGroup
 
 from myapp.bootstrap import build_container
 from myapp.data.errors import database_startup
@@ -13,6 +18,13 @@ from myapp.logs import configure_logging
 from myapp.settings import AppSettings, load_settings
 
 T = TypeVar("T")
+# The root's options a user may also give after the command (`run --once --container X`), and
+# the Context attribute each one sets.
+GLOBAL_OPTIONS = {
+    "environment": "environment",
+    "config_dir": "config_dir",
+    "container": "container_path",
+}
 
 
 class Context:
@@ -38,6 +50,41 @@ class Context:
         if self._container is None:
             self._container = build_container(self.settings, self.container_path)
         return self._container
+
+
+class GlobalOptionsGroup(TyperGroup):
+    """The root command. Its GLOBAL_OPTIONS are accepted after any command too (shown in each
+    command's help), where they win over the same option given before the command."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        after = [_after_command(option) for option in self.params if option.name in GLOBAL_OPTIONS]
+        for command in _commands_below(self):
+            command.params.extend(after)
+
+
+def _after_command(option: Any) -> Any:
+    """A copy of a root option for the commands: it only updates the root's Context. Its
+    environment variable and default are the root's business, read once there."""
+    after = copy.copy(option)
+    after.expose_value = False
+    after.envvar = None
+    after.default = None
+    after.callback = _set_on_context
+    return after
+
+
+def _set_on_context(ctx: typer.Context, option: Any, value: Any) -> Any:
+    context = ctx.find_object(Context)
+    if value is not None and context is not None:
+        setattr(context, GLOBAL_OPTIONS[option.name], value)
+    return value
+
+
+def _commands_below(group: Any) -> Iterator[Any]:
+    for command in getattr(group, "commands", {}).values():
+        yield command
+        yield from _commands_below(command)
 
 
 async def prepare_database(context: Context) -> None:

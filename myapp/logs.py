@@ -1,4 +1,8 @@
-"""Logging through loguru: one sink, text or JSON, with stdlib loggers routed into it."""
+"""Logging through loguru: one sink, text or JSON, with stdlib loggers routed into it.
+
+Every record made during a handler's call carries the handler's registered name and the item's
+id in `extra` (`handler`, `item_id`; see myapp.processing.log_context): JSON lines show them.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ import sys
 from typing import Any
 
 from loguru import logger
+
+from myapp.processing.log_context import add_work_context
 
 # .NET level names (appsettings.json) -> loguru levels.
 LEVELS = {
@@ -46,6 +52,7 @@ class InterceptHandler(logging.Handler):
 def configure_logging(level: str = "Information", fmt: str = "text", sink: Any = None) -> None:
     loguru_level = LEVELS.get(level.lower(), "INFO")
     logger.remove()
+    logger.configure(patcher=add_work_context)
     # diagnose=False: loguru would otherwise print the value of every local variable in a
     # logged traceback (API keys, cookies, connection strings).
     if fmt == "json":

@@ -41,6 +41,10 @@ from myapp.scraping.cookie_cipher import parse_cookie_keys
 DEFAULT_CONFIG_DIR = Path("config")
 ENVIRONMENT_VARIABLE = "MYAPP_ENVIRONMENT"
 CONFIG_DIR_VARIABLE = "MYAPP_CONFIG_DIR"
+BASE_SETTINGS_FILE = "appsettings.json"
+# How a missing directory or overlay is named in its error: both ways of giving it.
+CONFIG_DIR_KEY = f"--config-dir ({CONFIG_DIR_VARIABLE})"
+ENVIRONMENT_KEY = f"--environment ({ENVIRONMENT_VARIABLE})"
 # Items fetched and waiting for a slot; more than this is a typo, not a tuning.
 QUEUE_SIZE_LIMIT = 10_000
 MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
@@ -234,21 +238,53 @@ def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_settings(environment: str | None = None, config_dir: Path | None = None) -> AppSettings:
-    """Read and validate every source; raises ConfigurationError naming the first bad key."""
-    config_dir = config_dir or Path(os.environ.get(CONFIG_DIR_VARIABLE, DEFAULT_CONFIG_DIR))
-    environment = environment or os.environ.get(ENVIRONMENT_VARIABLE)
-    files = [config_dir / "appsettings.json"]
-    if environment:
-        files.append(config_dir / f"appsettings.{environment}.json")
+    """Read and validate every source; raises ConfigurationError naming the first bad key, or
+    the configuration directory or environment overlay that was named and does not exist."""
     document: dict[str, Any] = {}
-    for path in files:
-        if path.is_file():
-            document = deep_merge(document, read_json_file(path))
+    for path in settings_files(environment, config_dir):
+        document = deep_merge(document, read_json_file(path))
     document = deep_merge(document, environment_variables())
     try:
         return AppSettings.model_validate(document)
     except ValidationError as error:
         raise ConfigurationError.from_validation_error(error) from None
+
+
+def settings_files(environment: str | None, config_dir: Path | None) -> list[Path]:
+    """The files to read, in order. The default directory (./config) may be absent or hold no
+    appsettings.json: the defaults apply. A directory that was named (argument, --config-dir,
+    MYAPP_CONFIG_DIR) must exist and hold appsettings.json; an environment that was named must
+    have its overlay there. Either is otherwise most likely a typo, not a wish for defaults."""
+    named_dir = config_dir or _variable_path(CONFIG_DIR_VARIABLE)
+    environment = environment or os.environ.get(ENVIRONMENT_VARIABLE) or None
+    directory = named_dir or DEFAULT_CONFIG_DIR
+    base = directory / BASE_SETTINGS_FILE
+    if named_dir is not None and not named_dir.is_dir():
+        raise ConfigurationError(CONFIG_DIR_KEY, str(named_dir), "an existing directory")
+    if named_dir is not None and not base.is_file():
+        expected = f"a directory holding {BASE_SETTINGS_FILE} (it may hold just {{}})"
+        raise ConfigurationError(CONFIG_DIR_KEY, str(named_dir), expected)
+    files = [base] if base.is_file() else []
+    if environment:
+        overlay = directory / f"appsettings.{environment}.json"
+        if not overlay.is_file():
+            expected = f"an overlay file {overlay} ({_overlays_in(directory)})"
+            raise ConfigurationError(ENVIRONMENT_KEY, environment, expected)
+        files.append(overlay)
+    return files
+
+
+def _variable_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value) if value else None
+
+
+def _overlays_in(directory: Path) -> str:
+    """What a misspelt environment name was probably meant to be."""
+    if not directory.is_dir():
+        return f"{directory} does not exist"
+    overlays = sorted(path.name for path in directory.glob("appsettings.*.json"))
+    return f"{directory} has {', '.join(overlays)}" if overlays else f"{directory} has none"
 
 
 def environment_variables() -> dict[str, Any]:

@@ -73,7 +73,7 @@ class BlobCleanupHandler:
 
     async def process(self, item: ExpiredBlob) -> None:
         outcome = await self._blobs.delete_if_unchanged(item.blob, now=self._clock())
-        log = logger.bind(handler=HANDLER_NAME, item_id=str(item.id), container=item.blob.container)
+        log = logger.bind(container=item.blob.container)  # handler and item_id: the engine's
         if outcome is DeleteOutcome.DELETED:
             log.info(
                 "Deleted blob {name} (created {created_at:%Y-%m-%d %H:%M:%S})",

@@ -141,4 +141,4 @@ class ImageVectorizationHandler(ClaimingHandler[Any]):
             )
 
     def _log(self, item: Any) -> Any:
-        return logger.bind(handler=HANDLER_NAME, item_id=str(item.id), table=self._photos.__name__)
+        return logger.bind(item_id=str(item.id), table=self._photos.__name__)  # a batch's item

@@ -154,9 +154,8 @@ class SheinBatchHandler(ClaimingHandler[StagingBatch]):
         await scrub_sqlite_wal(self._session)
 
     async def process(self, item: StagingBatch) -> None:
-        log = logger.bind(handler=HANDLER_NAME, item_id=str(item.id))
         cookies = await self._cookies(item)
-        log.info(
+        logger.info(
             "Scraping {} for batch {} with {} cookies captured {:%Y-%m-%d %H:%M}",
             self._options.base_url,
             item.id,
@@ -172,7 +171,7 @@ class SheinBatchHandler(ClaimingHandler[StagingBatch]):
             raise
         counts = await stage_orders(self._session, item.id, result.outcomes, self._clock())
         await self._session.commit()
-        log.info(
+        logger.info(
             "Staged {} orders ({} failed) with {} items from batch {}",
             counts.orders,
             counts.failed,

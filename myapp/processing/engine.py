@@ -20,11 +20,13 @@ from loguru import logger
 from myapp.processing.claiming_handler import ClaimingHandler
 from myapp.processing.fair_queue import FairQueue, QueueClosedError
 from myapp.processing.lifecycle import HandlerLifecycle, ScopeFactory
+from myapp.processing.log_context import work_on
 from myapp.processing.refill import HandlerRefill
 from myapp.processing.registration import HandlerRegistration
 from myapp.processing.report import CycleReport, HandlerStatsRecorder
 from myapp.processing.scope import Scope
 from myapp.processing.timespan import format_timespan
+from myapp.processing.tracebacks import describe_failure
 from myapp.processing.transient import DatabaseOutage, database_away, describe_database_error
 from myapp.processing.watchdog import LoopWatchdog
 from myapp.processing.work_item import (
@@ -278,6 +280,7 @@ class _Run:
         (continuous mode's spin guard)."""
         name, quota = registration.name, registration.max_items_per_cycle
         stats = self.stats[name]
+        work_on(name)  # this task's logs are the handler's (log_context.py)
         try:
             async with self.open_scope():
                 handler = registration.handler_factory()
@@ -458,6 +461,7 @@ class _Run:
             self.slots.release()
 
     async def _process(self, name: str, item: Any) -> None:
+        work_on(name, item.id)  # this task's logs are about this item (log_context.py)
         registration = self.by_name[name]
         timeout = _seconds(registration.item_timeout or self.engine.item_timeout)
         deadline = asyncio.timeout(timeout)
@@ -513,6 +517,7 @@ class _Run:
             self.slots.release()
 
     async def _process_batch(self, name: str, items: list[Any]) -> None:
+        work_on(name)
         registration = self.by_name[name]
         timeout = _seconds(registration.item_timeout or self.engine.item_timeout)
         started = perf_counter()
@@ -529,9 +534,13 @@ class _Run:
                 await self._failed(name, item, error)
             raise
         except Exception as error:  # the whole batch failed, its timeout included
-            logger.opt(exception=error).error(
-                "Error processing a batch of {} work items from handler {}", len(items), name
+            logger.error(
+                "Error processing a batch of {} work items from handler {}: {}",
+                len(items),
+                name,
+                describe_failure(error),
             )
+            logger.opt(exception=error).debug("The traceback of that batch from handler {}", name)
             for item in items:
                 await self._failed(name, item, error)
             return
@@ -585,9 +594,15 @@ class _Run:
         self, name: str, item: Any, error: BaseException, *, log: bool = False
     ) -> None:
         self.stats[name].failed += 1
-        if log:
-            logger.opt(exception=error).error(
-                "Error processing work item {} from handler {}", item.id, name
+        if log:  # the handler's frames at Error, the whole traceback at Debug
+            logger.error(
+                "Error processing work item {} from handler {}: {}",
+                item.id,
+                name,
+                describe_failure(error),
+            )
+            logger.opt(exception=error).debug(
+                "The traceback of work item {} from handler {}", item.id, name
             )
         if lifecycle := self.lifecycles.get(name):
             await lifecycle.failed(item, error)

@@ -25,6 +25,7 @@ from tenacity import (
     wait_random,
 )
 
+from myapp.processing.log_context import stop_working, work_on
 from myapp.processing.registration import HandlerRegistration
 from myapp.processing.transient import database_away, describe_database_error, worth_retrying
 
@@ -65,7 +66,12 @@ class HandlerLifecycle:
         self._draining = asyncio.Event()
 
     async def _call(
-        self, action: str, method: str, *args: Any, attempts: int = WRITE_ATTEMPTS
+        self,
+        action: str,
+        method: str,
+        *args: Any,
+        attempts: int = WRITE_ATTEMPTS,
+        item_id: Any = None,
     ) -> Collection[uuid.UUID] | None:
         """The handler's lifecycle call in a fresh scope, tried again (each time in a new scope)
         when the database had a transient error; the ids it says this worker no longer holds
@@ -76,6 +82,7 @@ class HandlerLifecycle:
             retry=retry_if_exception(worth_retrying),
             reraise=True,
         )
+        working = work_on(self._registration.name, item_id)
         try:
             async for attempt in retrying:
                 with attempt:
@@ -95,6 +102,8 @@ class HandlerLifecycle:
                 logger.opt(exception=error).error(
                     "Could not {} work items of handler {}", action, name
                 )
+        finally:
+            stop_working(working)
         return None
 
     def completed(self, item: Any) -> None:
@@ -115,7 +124,7 @@ class HandlerLifecycle:
                 self._on_lost([item for item in batch if item.id in lost])
 
     async def failed(self, item: Any, error: BaseException) -> None:
-        await asyncio.shield(self._call("fail", "fail", item, error))
+        await asyncio.shield(self._call("fail", "fail", item, error, item_id=item.id))
 
     async def extend(self, items: Sequence[Any]) -> Collection[uuid.UUID] | None:
         """Renew the leases; the ids whose lease another worker holds now, or None if the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -89,14 +90,44 @@ def test_the_expected_commands_exist() -> None:
         assert expected in paths
 
 
+@pytest.mark.parametrize("flag", ["--help", "-h"])
 @pytest.mark.parametrize("path", all_command_paths(), ids=lambda p: " ".join(p) or "myapp")
 def test_help_on_every_command_exits_zero(
-    path: list[str], clean_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+    path: list[str], flag: str, clean_env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli.main([*path, "--help"]) == 0
+    assert cli.main([*path, flag]) == 0
     out = capsys.readouterr().out
     assert "Usage" in out
-    assert "--help" in out
+    assert "--help" in out and "-h" in out
+
+
+def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    assert cli.main(["--version"]) == 0
+
+    assert capsys.readouterr().out == f"myapp {version('myapp')}\n"
+
+
+@pytest.mark.parametrize("path", [p for p in all_command_paths() if p], ids=" ".join)
+def test_every_command_accepts_the_global_options_after_it(path: list[str]) -> None:
+    command: Any = typer.main.get_command(cli.app)
+    for name in path:
+        command = command.commands[name]
+
+    options = {opt for param in command.params for opt in param.opts}
+    assert {"--container", "--environment", "-e", "--config-dir"} <= options
+
+
+def test_a_global_option_after_the_command_wins_over_the_same_before_it(
+    clean_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--container", "containers:ApplicationContainer", "handlers"]
+
+    assert cli.main([*args, "--container", SUPPORT_CONTAINER]) == 0
+
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
+    assert names == ["Flaky", "Quiet"]
 
 
 def test_handlers_lists_every_registration(
@@ -233,6 +264,35 @@ def test_malformed_json_exits_2_naming_file_and_line(
     assert_one_line_config_error(result, "appsettings.json", "line 3")
 
 
+@pytest.mark.parametrize(
+    ("where", "fragments"),
+    [
+        (
+            ["--config-dir", "/nonexistent"],
+            ("--config-dir", "'/nonexistent'", "existing directory"),
+        ),
+        (["-e", "Prodution"], ("--environment", "'Prodution'", "appsettings.Prodution.json")),
+        ({"MYAPP_CONFIG_DIR": "/nonexistent"}, ("MYAPP_CONFIG_DIR", "'/nonexistent'")),
+        ({"MYAPP_ENVIRONMENT": "Prodution"}, ("MYAPP_ENVIRONMENT", "'Prodution'")),
+    ],
+    ids=["--config-dir", "-e", "MYAPP_CONFIG_DIR", "MYAPP_ENVIRONMENT"],
+)
+def test_a_named_config_dir_or_environment_that_does_not_exist_exits_2_with_one_line(
+    where: list[str] | dict[str, str],
+    fragments: tuple[str, ...],
+    workdir: Path,
+    clean_env: dict[str, str],
+) -> None:
+    """An option after the command, or a variable; the default ./config may be absent."""
+    env = {**clean_env, **where} if isinstance(where, dict) else clean_env
+    options = where if isinstance(where, list) else []
+
+    result = myapp(env, "run", "--once", *options, cwd=workdir)
+
+    assert_one_line_config_error(result, "Configuration error: ", *fragments)
+    assert not (workdir / "db.sqlite").exists()  # refused before any work
+
+
 def test_a_bad_handler_section_exits_2_naming_the_section_key(
     workdir: Path, clean_env: dict[str, str]
 ) -> None:
@@ -280,6 +340,28 @@ def test_run_once_prints_the_report_and_exits_1_when_an_item_failed(
     assert rows["Quiet"][:4] == ["3", "0", "3", "0"]
     assert "Error processing work item" in result.stderr
     assert (workdir / "db.sqlite").exists()  # migrated on start-up
+
+
+def test_a_failing_item_logs_one_entry_with_the_handlers_frame_only(
+    workdir: Path, clean_env: dict[str, str]
+) -> None:
+    """`--container` after the command; the failure: its line and the handler's one frame, no
+    runpy/typer/asyncio frames (the whole traceback is at Debug)."""
+    result = myapp(clean_env, "run", "--once", "--container", SUPPORT_CONTAINER, cwd=workdir)
+
+    assert result.returncode == 1, result.stderr
+    assert report_rows(result.stdout)["Flaky"][:4] == ["3", "0", "2", "1"]
+    lines = result.stderr.splitlines()
+    start = next(i for i, line in enumerate(lines) if "Error processing work item" in line)
+    entry = [
+        lines[start],
+        *itertools.takewhile(lambda line: line.startswith("  "), lines[start + 1 :]),
+    ]
+    assert entry[0].endswith("from handler Flaky: RuntimeError: item 0 fails on purpose")
+    assert len(entry) == 2, entry
+    assert "support.py:" in entry[1] and " in process: raise RuntimeError(" in entry[1]
+    for noise in ("Traceback", "runpy", "typer", "asyncio", "engine.py"):
+        assert noise not in result.stderr
 
 
 def test_run_once_exits_0_when_every_item_succeeded(

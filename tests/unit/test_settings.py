@@ -28,8 +28,10 @@ def error_for(config_dir: Path, document: dict[str, Any] | str, **kw: Any) -> Co
     return raised.value
 
 
-def test_defaults_without_any_file(config_dir: Path) -> None:
-    settings = load_settings(config_dir=config_dir)
+def test_defaults_without_any_file(config_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(config_dir.parent)  # the default ./config: there, and empty
+
+    settings = load_settings()
 
     assert settings.ingestion_service.poll_interval == timedelta(minutes=5)
     assert settings.background_processing.max_concurrency >= 1
@@ -80,7 +82,7 @@ def test_the_environment_overlay_is_merged_over_the_base_file(
     by_argument = load_settings("Staging", config_dir=config_dir)
     monkeypatch.setenv("MYAPP_ENVIRONMENT", "Staging")
     by_variable = load_settings(config_dir=config_dir)
-    monkeypatch.setenv("MYAPP_ENVIRONMENT", "Production")  # no such overlay: base only
+    monkeypatch.delenv("MYAPP_ENVIRONMENT")
     without_overlay = load_settings(config_dir=config_dir)
 
     for settings in (by_argument, by_variable):
@@ -96,6 +98,102 @@ def test_the_overlay_merges_keys_case_insensitively(config_dir: Path) -> None:
     settings = load_settings("Dev", config_dir=config_dir)
 
     assert settings.ingestion_service.poll_interval == timedelta(minutes=1)
+
+
+# --- A directory or environment that was named must exist ------------------------------------
+
+
+def without_config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    monkeypatch.chdir(bare)  # no ./config here
+
+
+def test_the_default_config_dir_may_be_absent(
+    tmp_path: Path, config_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    without_config_dir(tmp_path, monkeypatch)
+
+    settings = load_settings()
+
+    assert settings.ingestion_service.poll_interval == timedelta(minutes=5)
+
+
+@pytest.mark.parametrize("given", ["argument", "variable"])
+def test_a_named_config_dir_that_does_not_exist_is_an_error_naming_it(
+    tmp_path: Path, config_dir: Path, monkeypatch: pytest.MonkeyPatch, given: str
+) -> None:
+    missing = tmp_path / "no-such-dir"
+    if given == "variable":
+        monkeypatch.setenv("MYAPP_CONFIG_DIR", str(missing))
+
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings(config_dir=missing if given == "argument" else None)
+
+    assert raised.value.key == "--config-dir (MYAPP_CONFIG_DIR)"
+    assert str(raised.value) == (
+        f"--config-dir (MYAPP_CONFIG_DIR) = '{missing}' is invalid: expected an existing directory"
+    )
+
+
+def test_a_named_config_dir_that_is_a_file_is_an_error(config_dir: Path) -> None:
+    write(config_dir, {})
+
+    with pytest.raises(ConfigurationError, match="expected an existing directory"):
+        load_settings(config_dir=config_dir / "appsettings.json")
+
+
+def test_a_named_config_dir_without_appsettings_json_is_an_error(config_dir: Path) -> None:
+    """`--config-dir .` from the project root: an existing directory, but not the one meant."""
+    write(config_dir, {}, "appsettings.Production.json")  # an overlay alone is not enough
+
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings("Production", config_dir=config_dir)
+
+    assert "expected a directory holding appsettings.json" in str(raised.value)
+    assert str(config_dir) in str(raised.value)
+
+
+@pytest.mark.parametrize("given", ["argument", "variable"])
+def test_an_environment_without_its_overlay_is_an_error_listing_the_overlays_there(
+    config_dir: Path, monkeypatch: pytest.MonkeyPatch, given: str
+) -> None:
+    write(config_dir, {})
+    write(config_dir, {}, "appsettings.Production.json")
+    write(config_dir, {}, "appsettings.Development.json")
+    if given == "variable":
+        monkeypatch.setenv("MYAPP_ENVIRONMENT", "Prodution")
+
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings("Prodution" if given == "argument" else None, config_dir=config_dir)
+
+    assert str(raised.value) == (
+        "--environment (MYAPP_ENVIRONMENT) = 'Prodution' is invalid: expected an overlay file "
+        f"{config_dir / 'appsettings.Prodution.json'} ({config_dir} has "
+        "appsettings.Development.json, appsettings.Production.json)"
+    )
+
+
+def test_an_environment_with_no_config_dir_at_all_is_an_error(
+    tmp_path: Path, config_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    without_config_dir(tmp_path, monkeypatch)
+
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings("Staging")
+
+    assert "appsettings.Staging.json (config does not exist)" in str(raised.value)
+
+
+def test_an_empty_environment_variable_names_no_environment(
+    config_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(config_dir, {"IngestionService": {"PollInterval": "00:02:00"}})
+    monkeypatch.setenv("MYAPP_ENVIRONMENT", "")
+    monkeypatch.setenv("MYAPP_CONFIG_DIR", "")
+    monkeypatch.chdir(config_dir.parent)  # the default ./config
+
+    assert load_settings().ingestion_service.poll_interval == timedelta(minutes=2)
 
 
 @pytest.mark.parametrize(
@@ -264,6 +362,7 @@ def test_secrets_are_not_shown_in_the_settings_repr(
     config_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AzureAI__ApiKey", SECRET)
+    write(config_dir, {})
 
     settings = load_settings(config_dir=config_dir)
 
