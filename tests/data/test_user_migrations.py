@@ -243,6 +243,7 @@ def test_the_environment_lists_packages_separated_by_commas(
     value: str, expected: tuple[str, ...], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("Database__Migrations", value)
+    (tmp_path / "appsettings.json").write_text("{}")  # a named config dir holds its file
 
     assert load_settings(config_dir=tmp_path).database.migrations == expected
 
@@ -252,6 +253,7 @@ def test_a_name_that_is_no_module_name_is_refused_at_load(
     value: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("Database__Migrations", value)
+    (tmp_path / "appsettings.json").write_text("{}")
 
     with pytest.raises(ConfigurationError, match="Database:Migrations"):
         load_settings(config_dir=tmp_path)
