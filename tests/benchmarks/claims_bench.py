@@ -25,6 +25,7 @@ import asyncpg
 
 from myapp.data.database import create_engine, create_session_factory
 from myapp.processing.claims import Claims
+from tests.benchmarks.table import row
 from tests.fixtures.database import drop_postgres_database
 from tests.multiworker.handler import BATCH_HANDLER_NAME, HANDLER_NAME
 from tests.multiworker.models import ROWS_TABLE
@@ -110,24 +111,6 @@ class Drain:
     rows_per_second: float
     cpu_us_per_row: float  # the workers' CPU from first claim to drained
     peak_rss_mb: float  # the largest worker's
-
-
-def row(
-    benchmark: str,
-    value: float,
-    unit: str,
-    anchor: str = "",
-    ratio: float | None = None,
-    notes: str = "",
-) -> dict[str, Any]:
-    return {
-        "benchmark": benchmark,
-        "value": round(value, 3),
-        "unit": unit,
-        "ideal_or_anchor": anchor,
-        "ratio": None if ratio is None else round(ratio, 3),
-        "notes": notes,
-    }
 
 
 async def verify_exactly_once(db: asyncpg.Connection, count: int) -> None:

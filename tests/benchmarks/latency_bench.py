@@ -68,6 +68,7 @@ from myapp.processing.claims import ClaimSpec
 from myapp.processing.engine import DEFAULT_MAX_CONCURRENCY, DEFAULT_POLL_INTERVAL
 from myapp.processing.scope import scoped
 from myapp.processing.timespan import format_timespan
+from tests.benchmarks.table import row
 from tests.fixtures.database import create_postgres_database, drop_postgres_database
 
 INSERTS = 50
@@ -127,24 +128,6 @@ WRITER = textwrap.dedent(
 )
 
 Factory = async_sessionmaker[AsyncSession]
-
-
-def row(
-    benchmark: str,
-    value: float,
-    unit: str,
-    anchor: str = "",
-    ratio: float | None = None,
-    notes: str = "",
-) -> dict[str, Any]:
-    return {
-        "benchmark": benchmark,
-        "value": round(value, 3),
-        "unit": unit,
-        "ideal_or_anchor": anchor,
-        "ratio": None if ratio is None else round(ratio, 3),
-        "notes": notes,
-    }
 
 
 # The worker --------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ from myapp.data.migrations import upgrade_to_head
 from myapp.data.models import ProductPhoto, StagingBatch
 from myapp.data.sqlite_changes import DEFAULT_POLL_INTERVAL_S, SqliteChangeWatcher
 from myapp.processing.claims import ClaimSpec
+from tests.benchmarks.table import row
 from tests.fixtures.database import create_postgres_database, drop_postgres_database
 
 CONNECTIONS = 8
@@ -133,24 +134,6 @@ SQLITE_WRITER = textwrap.dedent(
         print(json.dumps([id, sent]), flush=True)
     """
 )
-
-
-def row(
-    benchmark: str,
-    value: float,
-    unit: str,
-    anchor: str = "",
-    ratio: float | None = None,
-    notes: str = "",
-) -> dict[str, Any]:
-    return {
-        "benchmark": benchmark,
-        "value": round(value, 3),
-        "unit": unit,
-        "ideal_or_anchor": anchor,
-        "ratio": None if ratio is None else round(ratio, 3),
-        "notes": notes,
-    }
 
 
 def percentile(values: list[float], fraction: float) -> float:
