@@ -68,7 +68,7 @@ from myapp.processing.claims import ClaimSpec
 from myapp.processing.engine import DEFAULT_MAX_CONCURRENCY, DEFAULT_POLL_INTERVAL
 from myapp.processing.scope import scoped
 from myapp.processing.timespan import format_timespan
-from tests.benchmarks.table import row
+from tests.benchmarks.table import print_table, row
 from tests.fixtures.database import create_postgres_database, drop_postgres_database
 
 INSERTS = 50
@@ -505,12 +505,7 @@ def run() -> list[dict[str, Any]]:
 
 
 def main() -> None:
-    columns = ("benchmark", "value", "unit", "ideal_or_anchor", "ratio", "notes")
-    print("| " + " | ".join(columns) + " |")
-    print("|" + "---|" * len(columns))
-    for result in run():
-        cells = ["-" if result[c] in (None, "") else str(result[c]) for c in columns]
-        print("| " + " | ".join(cells) + " |")
+    print_table(run())
 
 
 if __name__ == "__main__":

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
+
+COLUMNS = ("benchmark", "value", "unit", "ideal_or_anchor", "ratio", "notes")
 
 
 def row(
@@ -21,3 +24,12 @@ def row(
         "ratio": None if ratio is None else round(ratio, 3),
         "notes": notes,
     }
+
+
+def print_table(rows: Iterable[dict[str, Any]]) -> None:
+    """The rows as a markdown table on stdout (a suite run on its own)."""
+    print("| " + " | ".join(COLUMNS) + " |")
+    print("|" + "---|" * len(COLUMNS))
+    for result in rows:
+        cells = ["-" if result[c] in (None, "") else str(result[c]) for c in COLUMNS]
+        print("| " + " | ".join(cells) + " |")

@@ -49,7 +49,7 @@ from myapp.data.migrations import upgrade_to_head
 from myapp.data.models import ProductPhoto, StagingBatch
 from myapp.data.sqlite_changes import DEFAULT_POLL_INTERVAL_S, SqliteChangeWatcher
 from myapp.processing.claims import ClaimSpec
-from tests.benchmarks.table import row
+from tests.benchmarks.table import print_table, row
 from tests.fixtures.database import create_postgres_database, drop_postgres_database
 
 CONNECTIONS = 8
@@ -577,12 +577,7 @@ def main() -> None:
         logger.disable("myapp")
         asyncio.run(serve_probers(sys.argv[2]))
         return
-    columns = ("benchmark", "value", "unit", "ideal_or_anchor", "ratio", "notes")
-    print("| " + " | ".join(columns) + " |")
-    print("|" + "---|" * len(columns))
-    for result in run():
-        cells = ["-" if result[c] in (None, "") else str(result[c]) for c in columns]
-        print("| " + " | ".join(cells) + " |")
+    print_table(run())
 
 
 if __name__ == "__main__":

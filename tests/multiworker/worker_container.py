@@ -45,10 +45,10 @@ def clock_from_environment() -> Clock:
     return skewed_now
 
 
-class MultiWorkerProcessing(ProcessingContainer):
-    multi_worker = add_handler(
-        MultiWorkerHandler,
-        name=HANDLER_NAME,
+def _registration(handler_class: type[Any], name: str) -> Any:
+    return add_handler(
+        handler_class,
+        name=name,
         max_items_per_cycle=DEFAULT_QUOTA,
         purpose=ProcessorPurpose.INTERNAL,
         sections=ProcessingContainer.config.BackgroundProcessing,
@@ -56,18 +56,13 @@ class MultiWorkerProcessing(ProcessingContainer):
         worker_id=ProcessingContainer.core.worker_id,
         clock=ProcessingContainer.core.clock,
     )
+
+
+class MultiWorkerProcessing(ProcessingContainer):
+    multi_worker = _registration(MultiWorkerHandler, HANDLER_NAME)
     # The same rows through the batch protocol; off unless BackgroundProcessing:MultiWorkerBatch
     # :Enabled is true.
-    multi_worker_batch = add_handler(
-        MultiWorkerBatchHandler,
-        name=BATCH_HANDLER_NAME,
-        max_items_per_cycle=DEFAULT_QUOTA,
-        purpose=ProcessorPurpose.INTERNAL,
-        sections=ProcessingContainer.config.BackgroundProcessing,
-        session=ProcessingContainer.database.session,
-        worker_id=ProcessingContainer.core.worker_id,
-        clock=ProcessingContainer.core.clock,
-    )
+    multi_worker_batch = _registration(MultiWorkerBatchHandler, BATCH_HANDLER_NAME)
     # Only the test handlers: the built-in ones' tables are not in the test database.
     registrations = providers.List(multi_worker, multi_worker_batch)
 
