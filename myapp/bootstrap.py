@@ -8,10 +8,8 @@ from typing import Any
 from loguru import logger
 
 from myapp.data.wakeups import EngineWakeups
-from myapp.processing.engine import WorkItemProcessingEngine
-from myapp.processing.errors import ConfigurationError
+from myapp.processing import ConfigurationError, HandlerRegistration, WorkItemProcessingEngine
 from myapp.processing.hosting import BackgroundProcessingService, HostedService
-from myapp.processing.registration import HandlerRegistration
 from myapp.settings import AppSettings, BackgroundProcessingSettings, IngestionServiceSettings
 
 DEFAULT_CONTAINER = "containers:ApplicationContainer"

@@ -27,6 +27,7 @@ from pydantic.alias_generators import to_pascal
 from pydantic_settings import EnvSettingsSource, NoDecode, SettingsError
 
 from myapp.data.database import DEFAULT_DATABASE_URL, normalize_url
+from myapp.processing import ConfigurationError, IntervalTimeSpan, TimeoutTimeSpan
 from myapp.processing.config_keys import with_field_keys
 from myapp.processing.engine import (
     DEFAULT_HEARTBEAT_INTERVAL,
@@ -34,9 +35,9 @@ from myapp.processing.engine import (
     DEFAULT_POLL_INTERVAL,
     DEFAULT_SHUTDOWN_TIMEOUT,
 )
-from myapp.processing.errors import NOT_SHOWN, ConfigurationError
+from myapp.processing.errors import NOT_SHOWN
 from myapp.processing.options import MAX_CONCURRENCY_LIMIT
-from myapp.processing.timespan import IntervalTimeSpan, ShutdownTimeSpan, TimeoutTimeSpan
+from myapp.processing.timespan import ShutdownTimeSpan
 from myapp.scraping.cookie_cipher import parse_cookie_keys
 
 DEFAULT_CONFIG_DIR = Path("config")

@@ -30,7 +30,7 @@ from myapp.processing.config_keys import find_value
 from myapp.processing.errors import ConfigurationError, RegistrationError
 from myapp.processing.options import HandlerOptions
 from myapp.processing.registration import DEFAULT_MAX_ITEMS_PER_CYCLE, HandlerRegistration
-from myapp.processing.work_item import ProcessorPurpose
+from myapp.processing.work_item import ProcessorPurpose, WorkItemHandler
 
 SECTION_ROOT = "BackgroundProcessing"
 OPTIONS_PARAMETER = "options"
@@ -72,7 +72,7 @@ class HandlerProvider(providers.Singleton[HandlerRegistration]):
 
 
 def add_handler(
-    handler_class: type[Any],
+    handler_class: type[WorkItemHandler[Any]],
     *,
     name: str,
     max_items_per_cycle: int = DEFAULT_MAX_ITEMS_PER_CYCLE,
@@ -128,6 +128,11 @@ def collect_registrations(
         for provider in container_class.registrations.args
     ]
     container_class.registrations = providers.List(*inherited, *own.values())
+
+
+def handler_class_of(registration: HandlerRegistration) -> type[Any] | None:
+    """The class `add_handler` registered (None for a registration made another way)."""
+    return getattr(registration.handler_factory, "cls", None)
 
 
 def constructor_parameters(handler_class: type[Any]) -> dict[str, inspect.Parameter]:

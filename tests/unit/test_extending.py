@@ -96,15 +96,19 @@ class ExtendsMine(OnlyMine):
     second = add_handler(GreetingHandler, name="Second")
 
 
-class Needy:
-    def __init__(self, *, embedder: object, clock: Callable[[], datetime]) -> None:
-        self.embedder = embedder
+class Idle:
+    """Never has work: these handlers are about what their constructors are given."""
 
     async def fetch_work_items(self, max_items: int) -> Sequence[Greeting]:
         return []
 
     async def process(self, item: Greeting) -> None:
         return None
+
+
+class Needy(Idle):
+    def __init__(self, *, embedder: object, clock: Callable[[], datetime]) -> None:
+        self.embedder = embedder
 
 
 class NeedyProcessing(HandlersContainer):
@@ -120,7 +124,7 @@ class WithoutAzure(ApplicationContainer):  # re-wired by hand, azure= forgotten
     )
 
 
-class Injected:
+class Injected(Idle):
     """Asks for every default by name."""
 
     def __init__(
@@ -133,12 +137,6 @@ class Injected:
     ) -> None:
         self.session, self.worker_id, self.clock = session, worker_id, clock
         self.options, self.extra = options, extra
-
-    async def fetch_work_items(self, max_items: int) -> Sequence[Greeting]:
-        return []
-
-    async def process(self, item: Greeting) -> None:
-        return None
 
 
 class InjectedProcessing(HandlersContainer):
