@@ -5,8 +5,9 @@ refuses, naming the handler and what to fix."""
 from __future__ import annotations
 
 import json
+import sys
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any, ClassVar
 
 import pytest
 from dependency_injector import containers, providers
+from loguru import logger
 
 from containers.application import ApplicationContainer
 from containers.processing import HandlersContainer, ProcessingContainer
@@ -155,6 +157,14 @@ class PlainProcessing(containers.DeclarativeContainer):  # not a handlers contai
     registrations = providers.List(greeting)
 
 
+@pytest.fixture(autouse=True)
+def restore_loguru() -> Iterator[None]:
+    """In-process commands configure logging for themselves."""
+    yield
+    logger.remove()
+    logger.add(sys.stderr)
+
+
 def container_for(config_dir: Path, path: str, document: dict[str, Any] | None = None) -> Any:
     (config_dir / "appsettings.json").write_text(json.dumps(document or {}))
     return build_container(load_settings(config_dir=config_dir), path)
@@ -228,6 +238,24 @@ def test_container_accepts_a_handlers_container_directly(
     rows = capsys.readouterr().out.splitlines()[1:]
     assert [row.split()[0] for row in rows] == ["Greeting"]
     assert names(container_for(config_dir, f"{HERE}:OnlyMine")) == ["Greeting"]
+
+
+def test_run_once_runs_a_handlers_container_given_to_container(
+    config_dir: Path,
+    db_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MYAPP_CONFIG_DIR", str(config_dir))
+    monkeypatch.setenv("ConnectionStrings__Database", db_url)
+    (config_dir / "appsettings.json").write_text("{}")
+    GreetingHandler.greeted.clear()
+
+    assert cli.main(["--container", f"{HERE}:OnlyMine", "run", "--once"]) == 0
+
+    report = capsys.readouterr().out.splitlines()
+    assert [row.split()[:5] for row in report[1:]] == [["Greeting", "3", "0", "3", "0"]]
+    assert len(GreetingHandler.greeted) == 3
 
 
 def test_session_worker_id_clock_and_options_are_injected_when_asked_for(
