@@ -22,6 +22,8 @@ from containers.processing import HandlersContainer, ProcessingContainer
 from myapp import cli
 from myapp.bootstrap import build_container, build_engine, registrations
 from myapp.processing import (
+    ClaimingHandler,
+    ClaimSpec,
     HandlerOptions,
     HandlerRegistration,
     ProcessorPurpose,
@@ -141,8 +143,19 @@ class Injected(Idle):
         self.options, self.extra = options, extra
 
 
+class ClaimsGreetings(ClaimingHandler[Any]):
+    """No constructor of its own: ClaimingHandler's takes session, worker_id and clock."""
+
+    def claim_spec(self) -> ClaimSpec[Any]:
+        raise NotImplementedError  # never fetched here
+
+    async def process(self, item: Any) -> None:
+        return None
+
+
 class InjectedProcessing(HandlersContainer):
     defaults = add_handler(Injected, name="Defaults")
+    claiming = add_handler(ClaimsGreetings, name="Claiming")
     explicit = add_handler(
         Injected,
         name="Explicit",
@@ -271,6 +284,7 @@ def test_session_worker_id_clock_and_options_are_injected_when_asked_for(
     ):
         defaults = by_name(container, "Defaults").handler_factory()
         explicit = by_name(container, "Explicit").handler_factory()
+        claiming = by_name(container, "Claiming").handler_factory()
 
     assert defaults.session is session
     assert defaults.worker_id == container.core.worker_id()
@@ -278,6 +292,11 @@ def test_session_worker_id_clock_and_options_are_injected_when_asked_for(
     assert defaults.options.max_concurrency == 2
     assert defaults.extra == "default"  # not a default dependency: its own default stays
     assert (explicit.worker_id, explicit.extra) == ("given", "given")  # given wins
+    assert (claiming._session, claiming._worker_id, claiming._clock) == (
+        session,
+        container.core.worker_id(),
+        clock,
+    )
 
 
 def test_the_section_is_bound_without_sections(config_dir: Path) -> None:
