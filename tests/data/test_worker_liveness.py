@@ -28,8 +28,8 @@ def test_missing_heartbeats_make_it_stale() -> None:
 
 
 @given(
-    age=st.timedelta(min_value=timedelta(0), max_value=timedelta(days=30)),
-    interval=st.timedelta(min_value=timedelta(milliseconds=50), max_value=timedelta(hours=1)),
+    age=st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=30)),
+    interval=st.timedeltas(min_value=timedelta(milliseconds=50), max_value=timedelta(hours=1)),
 )
 def test_live_exactly_while_younger_than_the_missed_heartbeats(
     age: timedelta, interval: timedelta
