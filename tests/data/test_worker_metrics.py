@@ -4,6 +4,7 @@ the database and its row in the workers table says stopped."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -78,8 +79,9 @@ def read_until(process: subprocess.Popen[str], fragment: str) -> None:
     pytest.fail(f"never saw {fragment!r}:\n" + "".join(seen))
 
 
-def scrape(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+async def scrape(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    async with httpx.AsyncClient(timeout=5) as client:
+        text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
     return {
         (sample.name, frozenset(sample.labels.items())): sample.value
         for family in text_string_to_metric_families(text)
@@ -102,11 +104,11 @@ async def test_a_running_worker_serves_metrics_and_leaves_counters_and_its_row(
     read_until(worker, "Unified background processing service started")
 
     deadline = time.monotonic() + GUARD_S
-    samples = scrape(port)
+    samples = await scrape(port)
     while value(samples, "myapp_items_total", handler="Flaky", outcome="failed") < 1:
         assert time.monotonic() < deadline, samples
-        time.sleep(0.1)
-        samples = scrape(port)
+        await asyncio.sleep(0.1)
+        samples = await scrape(port)
 
     assert value(samples, "myapp_items_total", handler="Flaky", outcome="succeeded") >= 1
     assert (
