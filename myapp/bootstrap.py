@@ -117,11 +117,13 @@ def build_hosted_services(container: Any) -> list[HostedService]:
     engine = build_engine(container, observers)
     if metrics.port:
         prometheus.watch(engine)
-    retention = timedelta(days=workers.retention_days)
+    if workers.heartbeat:
+        retention = timedelta(days=workers.retention_days)
+        worker_id = container.core.worker_id()
+        services.append(WorkerHeartbeat(database, engine, worker_id, retention=retention))
     url = container.config.ConnectionStrings.Database()
     return [
         *services,
-        WorkerHeartbeat(database, engine, container.core.worker_id(), retention=retention),
         BackgroundProcessingService(engine, poll_interval=interval),
         EngineWakeups(url, engine),
     ]

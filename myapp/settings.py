@@ -217,6 +217,9 @@ class MetricsSettings(Section):
 class WorkersSettings(Section):
     """The workers table (myapp_workers)."""
 
+    heartbeat: bool = True
+    """False: this worker writes no row (invisible to `workers`, `status` and `health`)."""
+
     retention_days: int = Field(
         default=DEFAULT_WORKER_RETENTION_DAYS, ge=1, le=RETENTION_DAYS_LIMIT
     )

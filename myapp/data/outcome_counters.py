@@ -13,6 +13,7 @@ deletes the minutes older than the retention.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -74,6 +75,7 @@ class OutcomeCounters:
         self._pending: dict[tuple[str, int], Tally] = {}  # (handler, epoch minute) -> tally
         self._pruned_at: float | None = None
         self._lock = asyncio.Lock()
+        self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     # The observer: the engine's hot path.
@@ -108,16 +110,19 @@ class OutcomeCounters:
         self._task = asyncio.create_task(self._flush_every_interval(), name="outcome-counters")
 
     async def stop(self) -> None:
-        """Stop flushing on a timer and write what is left (started after the processing
-        service, so stopped after it: its last items are counted)."""
+        """Stop flushing on a timer and write what is left (started before the processing
+        service, so stopped after it: its last items are counted). A flush under way is let
+        finish, never cancelled halfway (its counts would be lost)."""
+        self._stopping.set()
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await self._task
         await self.flush()
 
     async def _flush_every_interval(self) -> None:
-        while True:
-            await asyncio.sleep(self._flush_interval.total_seconds())
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._flush_interval.total_seconds()):
+                    await self._stopping.wait()
             await self.flush()
 
     async def flush(self) -> int:

@@ -71,7 +71,7 @@ class WorkerHeartbeat:
 
     async def start(self) -> None:
         if self.interval is None:
-            specs = await claim_specs(self._engine)
+            specs = await claim_specs(self._engine, quiet=True)  # the wake-ups tell failures
             leases = [spec.lease for spec in specs.values()]
             self.interval = heartbeat_interval(self._engine.heartbeat_interval, leases)
         await self.beat()
