@@ -7,25 +7,35 @@ One worker process (`python -m myapp run`, per-item no-op handler) drains THROUG
 ROUNDS times with `Metrics:Counters` and `Workers:Heartbeat` on and ROUNDS times off, in turn
 (on, off, on, off, ...), so both see the same drift of this shared machine. The ratio is
 on / off per adjacent pair, the median over the pairs: rows/s (target: cost < 5 %, so >= 0.95)
-and the worker's CPU per row.
+and the worker's CPU per row. On a shared 2-core machine rows/s swings with the neighbours' load
+far more than 5 %; the worker's CPU per row, and the engine alone in this process (CPU time of
+no-op items with the counters observing and without, alternating), say what the work costs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import statistics
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
+from myapp.data.database import create_engine
+from myapp.data.outcome_counters import OutcomeCounters
+from myapp.processing import WorkItemProcessingEngine
+from myapp.processing.observers import ProcessingObserver, combine
 from tests.benchmarks.claims_bench import PER_ITEM, Drain, Mode, drain
+from tests.benchmarks.engine_bench import NoOpHandler, _registrations
 from tests.benchmarks.table import print_table, row
 from tests.fixtures.database import drop_postgres_database
 from tests.multiworker.support import connect, create_test_database
 
 THROUGHPUT_ROWS = 20_000
 ROUNDS = 5
+IN_PROCESS_ITEMS = 10_000
+IN_PROCESS_ROUNDS = 16
 TARGET = 0.95  # the issue: counters and heartbeat cost < 5 % of no-op throughput
 
 
@@ -56,10 +66,19 @@ async def pairs(url: str, db: asyncpg.Connection) -> list[tuple[Drain, Drain]]:
 
 
 async def counted_outcomes(db: asyncpg.Connection) -> int:
+    """Rows counted by the ON runs: (ROUNDS) x THROUGHPUT_ROWS if every item was counted."""
     return int(await db.fetchval("SELECT coalesce(sum(succeeded), 0) FROM myapp_handler_outcomes"))
 
 
-def rows_of(measured: list[tuple[Drain, Drain]], counted: int) -> list[dict[str, Any]]:
+async def workers_seen(db: asyncpg.Connection) -> int:
+    """Stopped workers in the workers table: one per ON run."""
+    query = "SELECT count(*) FROM myapp_workers WHERE stopped_at IS NOT NULL"
+    return int(await db.fetchval(query))
+
+
+def rows_of(
+    measured: list[tuple[Drain, Drain]], counted: int, workers: int
+) -> list[dict[str, Any]]:
     speed = [on.rows_per_second / off.rows_per_second for on, off in measured]
     cpu = [on.cpu_us_per_row / off.cpu_us_per_row for on, off in measured]
     on_rate = statistics.median(on.rows_per_second for on, _ in measured)
@@ -76,7 +95,8 @@ def rows_of(measured: list[tuple[Drain, Drain]], counted: int) -> list[dict[str,
             "the same with both OFF, same run",
             statistics.median(speed),
             f"{common}; median of the on/off ratios ({min(speed):.3f}-{max(speed):.3f}); "
-            f"off: {off_rate:,.0f} rows/s; target >= {TARGET}; {counted:,} outcomes counted",
+            f"off: {off_rate:,.0f} rows/s; target >= {TARGET}; the ON runs counted {counted:,} "
+            f"outcomes and left {workers} stopped worker rows",
         ),
         row(
             "worker CPU per row, counters + heartbeat ON / OFF",
@@ -90,13 +110,56 @@ def rows_of(measured: list[tuple[Drain, Drain]], counted: int) -> list[dict[str,
     ]
 
 
+async def engine_cpu_seconds(url: str, observers: list[ProcessingObserver]) -> float:
+    """CPU time of one cycle over IN_PROCESS_ITEMS no-op items (10 handlers)."""
+    engine = WorkItemProcessingEngine(
+        _registrations(NoOpHandler, 10, IN_PROCESS_ITEMS // 10), observer=combine(observers)
+    )
+    started = time.process_time()
+    await engine.run_cycle()
+    return time.process_time() - started
+
+
+async def in_process_rows(url: str) -> list[dict[str, Any]]:
+    """The engine alone, no-op items, with OutcomeCounters observing vs nothing, alternating;
+    the counters flushed after each observed cycle (outside the timing: one statement)."""
+    database = create_engine(url)
+    try:
+        ratios, on_us, off_us = [], [], []
+        await engine_cpu_seconds(url, [])  # warm-up
+        for index in range(IN_PROCESS_ROUNDS):
+            counters = OutcomeCounters(database)
+            order = [True, False] if index % 2 == 0 else [False, True]
+            seconds = {on: await engine_cpu_seconds(url, [counters] if on else []) for on in order}
+            await counters.flush()
+            ratios.append(seconds[True] / seconds[False])
+            on_us.append(seconds[True] * 1e6 / IN_PROCESS_ITEMS)
+            off_us.append(seconds[False] * 1e6 / IN_PROCESS_ITEMS)
+    finally:
+        await database.dispose()
+    on, off = statistics.median(on_us), statistics.median(off_us)
+    return [
+        row(
+            "engine alone, CPU per no-op item, outcome counters observing",
+            on,
+            "us/item",
+            "the same with no observer, same run",
+            statistics.median(ratios),
+            f"{IN_PROCESS_ITEMS:,} items per cycle, {IN_PROCESS_ROUNDS} cycles each, alternating; "
+            f"median of the ratios ({min(ratios):.3f}-{max(ratios):.3f}); off: {off:.1f} us/item; "
+            f"the observer's own cost: {on - off:.2f} us/item",
+        )
+    ]
+
+
 async def run_async() -> list[dict[str, Any]]:
     url = await asyncio.to_thread(create_test_database, synchronous_commit=True)
     try:
         db = await connect(url)
         try:
             measured = await pairs(url, db)
-            return rows_of(measured, await counted_outcomes(db))
+            rows = rows_of(measured, await counted_outcomes(db), await workers_seen(db))
+            return rows + await in_process_rows(url)
         finally:
             await db.close()
     finally:
