@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 import myapp
 from myapp.data.models import WorkerRow
-from myapp.data.worker_heartbeat import WorkerHeartbeat, database_now, heartbeat_interval
-from myapp.data.worker_liveness import worker_is_live
+from myapp.data.worker_heartbeat import WorkerHeartbeat, heartbeat_interval
+from myapp.data.worker_liveness import database_now, worker_is_live
 from myapp.processing import WorkItemProcessingEngine
 from tests.unit.support import HandlerState, items_for, registration
 
