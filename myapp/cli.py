@@ -1,4 +1,5 @@
-"""python -m myapp: run [--once] | handlers | status | db upgrade|stamp | shein ... | photos ..."""
+"""python -m myapp: run [--once] | handlers | status | items | requeue | health | workers |
+trigger | db upgrade|stamp | shein ... | photos ..."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from loguru import logger
 
 from myapp.bootstrap import (
     DEFAULT_CONTAINER,
+    build_counters,
     build_engine,
     build_hosted_services,
     registrations,
@@ -25,12 +27,17 @@ from myapp.cli_context import (
     prepare_database,
     run_async,
 )
+from myapp.commands.health import health
+from myapp.commands.items import items
 from myapp.commands.photos import photos_app
+from myapp.commands.requeue import requeue_command
 from myapp.commands.shein import shein_app
 from myapp.commands.status import status
 from myapp.commands.trigger import trigger
+from myapp.commands.workers import workers
 from myapp.data.clock_skew import warn_if_clock_skewed
 from myapp.data.errors import DatabaseStartupError
+from myapp.logs import tag_worker
 from myapp.processing import ConfigurationError, CycleReport, ProcessorPurpose
 from myapp.processing.hosting import Host, run_one_cycle
 
@@ -55,6 +62,11 @@ app.add_typer(shein_app, name="shein")
 app.add_typer(photos_app, name="photos")
 app.command()(status)
 app.command()(trigger)
+# The operator's view: read only, except requeue (docs/operations.md).
+app.command()(items)
+app.command("requeue")(requeue_command)
+app.command()(health)
+app.command()(workers)
 
 
 class Purpose(StrEnum):
@@ -119,14 +131,21 @@ async def _run(context: Context, once: bool) -> CycleReport | None:
     container = context.container
     await prepare_database(context)
     await warn_if_clock_skewed(container.database.engine(), container.core.clock())
+    tag_worker(container.core.worker_id())
     logger.info("Worker {} starting", container.core.worker_id())
     for registration in registrations(container):
         if not registration.enabled:
             logger.info(
                 "Handler '{}' is disabled: {}", registration.name, registration.disabled_reason
             )
-    if once:
-        return await run_one_cycle(build_engine(container))
+    if once:  # counted like a running worker's items: the cycle's outcomes, written at its end
+        counters = build_counters(container)
+        engine = build_engine(container, [counters] if counters is not None else [])
+        try:
+            return await run_one_cycle(engine)
+        finally:
+            if counters is not None:
+                await counters.flush()
     await Host(build_hosted_services(container)).run()
     return None
 

@@ -9,7 +9,13 @@ from typing import Annotated, Any, cast
 import typer
 
 from myapp.bootstrap import registrations
-from myapp.cli_context import Context, format_table, prepare_database, run_async
+from myapp.cli_context import (
+    Context,
+    format_table,
+    prepare_database,
+    require_current_schema,
+    run_async,
+)
 from myapp.data.wakeups import wake_workers
 from myapp.handlers.shein_batch import SheinBatchHandler, SheinOptions
 from myapp.processing import Scope
@@ -66,7 +72,7 @@ def batches(ctx: typer.Context) -> None:
     context: Context = ctx.obj
 
     async def summaries() -> list[tuple[str, ...]]:
-        await prepare_database(context)
+        await require_current_schema(context)  # read only: never migrates
         async with Scope():
             rows = await list_batches(context.container.database.session())
         return [

@@ -254,6 +254,22 @@ def test_a_duration_out_of_range_in_the_environment_exits_2_with_one_line(
     assert not (workdir / "db.sqlite").exists()  # refused before any work
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "key"),
+    [
+        ("Metrics__RetentionDays", "0", "Metrics:RetentionDays = '0'"),
+        ("Metrics__Port", "70000", "Metrics:Port = '70000'"),
+        ("Workers__RetentionDays", "99999", "Workers:RetentionDays = '99999'"),
+    ],
+)
+def test_an_operational_data_setting_out_of_range_exits_2_naming_the_key(
+    variable: str, value: str, key: str, workdir: Path, clean_env: dict[str, str]
+) -> None:
+    result = myapp({**clean_env, variable: value}, "handlers", cwd=workdir)
+
+    assert_one_line_config_error(result, "Configuration error: ", key)
+
+
 def test_malformed_json_exits_2_naming_file_and_line(
     workdir: Path, clean_env: dict[str, str]
 ) -> None:
@@ -340,6 +356,23 @@ def test_run_once_prints_the_report_and_exits_1_when_an_item_failed(
     assert rows["Quiet"][:4] == ["3", "0", "3", "0"]
     assert "Error processing work item" in result.stderr
     assert (workdir / "db.sqlite").exists()  # migrated on start-up
+
+
+def test_each_run_once_adds_its_outcomes_to_the_counters_a_restart_keeps(
+    workdir: Path, clean_env: dict[str, str]
+) -> None:
+    import sqlite3
+
+    for _ in range(2):  # two worker processes, one after the other
+        result = myapp(clean_env, "--container", SUPPORT_CONTAINER, "run", "--once", cwd=workdir)
+        assert result.returncode == 1, result.stderr
+
+    with sqlite3.connect(workdir / "db.sqlite") as db:
+        totals = db.execute(
+            "SELECT handler, sum(succeeded), sum(failed), sum(dead_lettered), sum(count) "
+            "FROM myapp_handler_outcomes GROUP BY handler ORDER BY handler"
+        ).fetchall()
+    assert totals == [("Flaky", 4, 2, 0, 4), ("Quiet", 6, 0, 0, 6)]
 
 
 def test_a_failing_item_logs_one_entry_with_the_handlers_frame_only(
