@@ -34,7 +34,11 @@ from myapp.processing.work_item import (
     BatchResult,
     ClaimLifecycle,
     DueTime,
+    Leased,
+    LostLeasePolicy,
     ProcessorPurpose,
+    as_batch_processor,
+    implements,
 )
 
 DEFAULT_MAX_CONCURRENCY = 4
@@ -262,7 +266,7 @@ class _Run:
         try:
             async with self.open_scope():
                 handler = registration.handler_factory()
-                due = await handler.next_due_in() if isinstance(handler, DueTime) else None
+                due = await handler.next_due_in() if implements(handler, DueTime) else None
         except Exception:
             logger.opt(exception=True).debug(
                 "Handler {} could not tell when its next item falls due", registration.name
@@ -284,15 +288,19 @@ class _Run:
         try:
             async with self.open_scope():
                 handler = registration.handler_factory()
-                if isinstance(handler, BatchProcessor):
+                if implements(handler, BatchProcessor):
                     self.batching.add(name)
-                if name not in self.lifecycles and isinstance(handler, ClaimLifecycle):
+                if name not in self.lifecycles and implements(handler, ClaimLifecycle):
                     self._learn_table(name, handler)
                     self.lifecycles[name] = HandlerLifecycle(
                         registration,
                         self.open_scope,
-                        lease=getattr(handler, "lease", None),
-                        cancel_on_lost_lease=getattr(handler, "cancel_on_lost_lease", True),
+                        lease=handler.lease if isinstance(handler, Leased) else None,
+                        cancel_on_lost_lease=(
+                            handler.cancel_on_lost_lease
+                            if isinstance(handler, LostLeasePolicy)
+                            else True
+                        ),
                         on_lost=functools.partial(self._completion_lost, name),
                     )
                     self.leases_changed.set()  # the heartbeat may have to beat faster now
@@ -523,7 +531,7 @@ class _Run:
         started = perf_counter()
         try:
             async with self.open_scope():
-                handler = registration.handler_factory()
+                handler = as_batch_processor(registration.handler_factory())
                 async with asyncio.timeout(timeout):
                     result: BatchResult | None = await handler.process_batch(items)
         except asyncio.CancelledError as error:

@@ -2,6 +2,11 @@
 worker's memory over a big backlog, and claim latency with a million finished rows.
 
     python -m tests.benchmarks.claims_bench
+    python -m tests.benchmarks.claims_bench --modes per-item,batch --rounds 3 --baseline DIR
+
+With `--baseline DIR` (a checkout of other code, e.g. `git archive main | tar -x -C DIR`) it
+runs only the throughput drains, each mode once with DIR's workers and once with this tree's,
+alternating in the same run, and prints both ratios to the raw loop and their quotient.
 
 Every framework figure is a ratio to the raw loop measured just before and just after it (this
 machine's speed drifts with whatever else runs on it), the median over ROUNDS rounds.
@@ -10,6 +15,7 @@ Rows are dicts with "benchmark", "value", "unit", "ideal_or_anchor", "ratio", "n
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import statistics
@@ -30,6 +36,7 @@ from tests.fixtures.database import drop_postgres_database
 from tests.multiworker.handler import BATCH_HANDLER_NAME, HANDLER_NAME
 from tests.multiworker.models import ROWS_TABLE
 from tests.multiworker.support import (
+    REPO_ROOT,
     WorkerPool,
     connect,
     create_test_database,
@@ -143,12 +150,14 @@ async def seed(db: asyncpg.Connection, count: int) -> None:
     await db.execute(f"VACUUM ANALYZE {ROWS_TABLE}")
 
 
-async def drain(url: str, db: asyncpg.Connection, mode: Mode, count: int) -> Drain:
-    """Worker subprocesses (`python -m myapp ... run`) drain `count` rows; timed from the first
-    claimed row until the table is drained (process start-up excluded)."""
+async def drain(
+    url: str, db: asyncpg.Connection, mode: Mode, count: int, root: Path = REPO_ROOT
+) -> Drain:
+    """Worker subprocesses (`python -m myapp ... run`, from the checkout at `root`) drain `count`
+    rows; timed from the first claimed row until the table is drained (start-up excluded)."""
     await seed(db, count)
     with tempfile.TemporaryDirectory() as logs:
-        pool = WorkerPool(url, Path(logs), mode.settings())
+        pool = WorkerPool(url, Path(logs), mode.settings(), root=root)
         try:
             pids = [worker.pid for worker in pool.start(mode.workers)]
 
@@ -384,6 +393,63 @@ def run() -> list[dict[str, Any]]:
     return asyncio.run(run_async())
 
 
+MODES = {"per-item": PER_ITEM, "batch": BATCHED, "batch-500": BIG_BATCHES, "four": FOUR}
+
+
+async def compare_async(modes: list[Mode], rounds: int, baseline: Path) -> None:
+    """Each mode with the baseline's workers, then this tree's, the raw loop between every run."""
+    url = await asyncio.to_thread(create_test_database, synchronous_commit=True)
+    runs: dict[tuple[Mode, str], list[tuple[Drain, float]]] = {}
+    try:
+        db = await connect(url)
+        try:
+            raws = [await raw_rows_per_second(url, db)]
+            for _ in range(rounds):
+                for mode in modes:
+                    for label, root in (("before", baseline), ("after", REPO_ROOT)):
+                        drained = await drain(url, db, mode, THROUGHPUT_ROWS, root)
+                        raws.append(await raw_rows_per_second(url, db))
+                        runs.setdefault((mode, label), []).append(
+                            (drained, statistics.mean(raws[-2:]))
+                        )
+                        print(
+                            f"{mode.label} [{label}]: {drained.rows_per_second:,.0f} rows/s, "
+                            f"{drained.rows_per_second / raws[-1]:.3f} of raw, "
+                            f"{drained.cpu_us_per_row:.0f} us CPU/row",
+                            flush=True,
+                        )
+        finally:
+            await db.close()
+    finally:
+        await asyncio.to_thread(drop_postgres_database, url)
+    print(f"raw loop: median {statistics.median(raws):,.0f} rows/s over {len(raws)} runs")
+    for mode in modes:
+        before, after = runs[mode, "before"], runs[mode, "after"]
+        ratio_before = [d.rows_per_second / raw for d, raw in before]
+        ratio_after = [d.rows_per_second / raw for d, raw in after]
+        gains = [a / b for a, b in zip(ratio_after, ratio_before, strict=True)]
+        print(
+            f"{mode.label}: of raw before {statistics.median(ratio_before):.3f} "
+            f"{[round(r, 3) for r in ratio_before]}, after {statistics.median(ratio_after):.3f} "
+            f"{[round(r, 3) for r in ratio_after]}; after/before {statistics.median(gains):.2f}; "
+            f"CPU us/row {statistics.median(d.cpu_us_per_row for d, _ in before):.0f} -> "
+            f"{statistics.median(d.cpu_us_per_row for d, _ in after):.0f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--modes", default=",".join(MODES), help=f"of {', '.join(MODES)}")
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
+    parser.add_argument("--baseline", type=Path, help="a checkout to compare against")
+    args = parser.parse_args()
+    if args.baseline is None:
+        for result in run():
+            print(result)
+        return
+    modes = [MODES[name] for name in args.modes.split(",")]
+    asyncio.run(compare_async(modes, args.rounds, args.baseline.resolve()))
+
+
 if __name__ == "__main__":
-    for result in run():
-        print(result)
+    main()
