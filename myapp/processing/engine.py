@@ -229,23 +229,49 @@ class _Run:
     # 1. Fetch: every registration in parallel, each in its own scope; once, or kept filled.
 
     async def keep_filled(self, registration: HandlerRegistration) -> None:
-        """Continuous mode: fetch whenever this handler runs low; sleep while its source is dry."""
+        """Continuous mode: fetch whenever this handler runs low (a second fetch may overlap the
+        first while its source has a backlog, see refill.py); sleep while its source is dry."""
         name, refill = registration.name, self.refills[registration.name]
+        held = self.held[name]
         stop = asyncio.ensure_future(self.engine.wait_for_stop())
+        fetches: set[asyncio.Task[None]] = set()
+
+        def ready() -> bool:
+            claimed = name in self.lifecycles
+            return refill.pause is not None or refill.may_fetch(len(held), claimed=claimed)
+
         try:
             while not self.engine.stopping:
-                await _first(self.queue.wait_below(name, refill.low_water), stop)
+                await _first(self.queue.wait_until(name, ready), stop)
                 if self.engine.stopping:
                     return
-                refill.wake.clear()  # a wake-up during the fetch makes the next one start at once
-                returned, kept, repeats = await self.fetch(registration)
-                pause = refill.pause_after(returned, kept, repeats)
-                if pause is not None and returned is not None and not refill.spinning:
-                    pause = min(pause, await self._next_due(registration))
-                if pause is not None:
-                    await self._sleep(refill, pause, stop, wakeable=not refill.spinning)
+                if refill.pause is not None:
+                    await self._pause(registration, refill, stop)
+                    continue
+                refill.started()
+                fetch = asyncio.create_task(self.fetch(registration))
+                fetches.add(fetch)
+                fetch.add_done_callback(fetches.discard)
+        except asyncio.CancelledError:
+            for fetch in fetches:
+                fetch.cancel("shutdown timeout")
+            raise
         finally:
             stop.cancel()
+            if fetches:  # stopping: they queue nothing more and release what they hold
+                await asyncio.wait(set(fetches))
+
+    async def _pause(
+        self, registration: HandlerRegistration, refill: HandlerRefill, stop: asyncio.Future[Any]
+    ) -> None:
+        """Sleep as the last fetch asked: until woken, the next item falls due or the poll
+        interval passes; a spinning handler sleeps its whole poll interval, a failed fetch its
+        backoff."""
+        pause, refill.pause = refill.pause, None
+        assert pause is not None
+        if not refill.pause_after_error and not refill.spinning:
+            pause = min(pause, await self._next_due(registration))
+        await self._sleep(refill, pause, stop, wakeable=not refill.spinning)
 
     async def _sleep(
         self, refill: HandlerRefill, seconds: float, stop: asyncio.Future[Any], *, wakeable: bool
@@ -278,10 +304,10 @@ class _Run:
         for refill in self.refills.values() if name is None else [self.refills[name]]:
             refill.wake.set()
 
-    async def fetch(self, registration: HandlerRegistration) -> tuple[int | None, int, int]:
-        """Fetch once and queue what came. Returns how many items the handler returned (None if
-        the fetch failed), how many were kept, and how many of those had just succeeded here
-        (continuous mode's spin guard)."""
+    async def fetch(self, registration: HandlerRegistration) -> None:
+        """Fetch once and queue what came. In continuous mode the handler's refill learns, as
+        soon as the items are back, how many the handler returned (None if the fetch failed),
+        how many were kept, and how many of those had just succeeded here (the spin guard)."""
         name, quota = registration.name, registration.max_items_per_cycle
         stats = self.stats[name]
         work_on(name)  # this task's logs are the handler's (log_context.py)
@@ -325,12 +351,14 @@ class _Run:
                 )
             else:
                 logger.opt(exception=error).error("Error fetching work items from handler {}", name)
-            return None, 0, 0
+            self._came_back(name, None, 0, 0)
+            return
         if name in self.engine.database_down:
             self.engine.database_down.discard(name)
             if not self.engine.database_down:
                 self.engine.outage.recovered()
-        repeats = self.refills[name].repeats(items) if self.continuous else 0
+        if self.continuous:
+            self._came_back(name, fetched, len(items), self.refills[name].repeats(items))
         stats.filled_quota = fetched >= quota
         stats.fetched += len(items)
         stats.finished = perf_counter()
@@ -345,7 +373,12 @@ class _Run:
             except QueueClosedError:  # stopping: what was not queued is released
                 await self._release(name, items[index:])
                 break
-        return fetched, len(items), repeats
+
+    def _came_back(self, name: str, returned: int | None, kept: int, repeats: int) -> None:
+        if self.continuous:
+            idle = self.queue.outstanding(name) == 0
+            self.refills[name].came_back(returned, kept, repeats, idle=idle)
+            self.queue.poke(name)  # keep_filled may start the next fetch now
 
     def _not_held(self, name: str, items: list[Any]) -> list[Any]:
         """A source that is not claimed (a blob listing, an API) may return again what this run

@@ -4,9 +4,9 @@ worker's memory over a big backlog, and claim latency with a million finished ro
     python -m tests.benchmarks.claims_bench
     python -m tests.benchmarks.claims_bench --modes per-item,batch --rounds 3 --baseline DIR
 
-With `--baseline DIR` (a checkout of other code, e.g. `git archive main | tar -x -C DIR`) it
-runs only the throughput drains, each mode once with DIR's workers and once with this tree's,
-alternating in the same run, and prints both ratios to the raw loop and their quotient.
+With `--baseline DIR` (a checkout of other code, e.g. `git archive main | tar -x -C DIR`;
+repeatable) it runs only the throughput drains, each mode with each DIR's workers and then this
+tree's, in turn in the same run, and prints each one's ratios to the raw loop and to the first.
 
 Every framework figure is a ratio to the raw loop measured just before and just after it (this
 machine's speed drifts with whatever else runs on it), the median over ROUNDS rounds.
@@ -396,25 +396,24 @@ def run() -> list[dict[str, Any]]:
 MODES = {"per-item": PER_ITEM, "batch": BATCHED, "batch-500": BIG_BATCHES, "four": FOUR}
 
 
-async def compare_async(modes: list[Mode], rounds: int, baseline: Path) -> None:
-    """Each mode with the baseline's workers, then this tree's, the raw loop between every run."""
+async def compare_async(modes: list[Mode], rounds: int, checkouts: list[Path]) -> None:
+    """Each mode with each checkout's workers in turn, the raw loop between every run."""
     url = await asyncio.to_thread(create_test_database, synchronous_commit=True)
-    runs: dict[tuple[Mode, str], list[tuple[Drain, float]]] = {}
+    runs: dict[tuple[Mode, Path], list[tuple[Drain, float]]] = {}
     try:
         db = await connect(url)
         try:
             raws = [await raw_rows_per_second(url, db)]
             for _ in range(rounds):
                 for mode in modes:
-                    for label, root in (("before", baseline), ("after", REPO_ROOT)):
+                    for root in checkouts:
                         drained = await drain(url, db, mode, THROUGHPUT_ROWS, root)
                         raws.append(await raw_rows_per_second(url, db))
-                        runs.setdefault((mode, label), []).append(
-                            (drained, statistics.mean(raws[-2:]))
-                        )
+                        raw = statistics.mean(raws[-2:])
+                        runs.setdefault((mode, root), []).append((drained, raw))
                         print(
-                            f"{mode.label} [{label}]: {drained.rows_per_second:,.0f} rows/s, "
-                            f"{drained.rows_per_second / raws[-1]:.3f} of raw, "
+                            f"{mode.label} [{root.name}]: {drained.rows_per_second:,.0f} rows/s, "
+                            f"{drained.rows_per_second / raw:.3f} of raw, "
                             f"{drained.cpu_us_per_row:.0f} us CPU/row",
                             flush=True,
                         )
@@ -424,31 +423,33 @@ async def compare_async(modes: list[Mode], rounds: int, baseline: Path) -> None:
         await asyncio.to_thread(drop_postgres_database, url)
     print(f"raw loop: median {statistics.median(raws):,.0f} rows/s over {len(raws)} runs")
     for mode in modes:
-        before, after = runs[mode, "before"], runs[mode, "after"]
-        ratio_before = [d.rows_per_second / raw for d, raw in before]
-        ratio_after = [d.rows_per_second / raw for d, raw in after]
-        gains = [a / b for a, b in zip(ratio_after, ratio_before, strict=True)]
-        print(
-            f"{mode.label}: of raw before {statistics.median(ratio_before):.3f} "
-            f"{[round(r, 3) for r in ratio_before]}, after {statistics.median(ratio_after):.3f} "
-            f"{[round(r, 3) for r in ratio_after]}; after/before {statistics.median(gains):.2f}; "
-            f"CPU us/row {statistics.median(d.cpu_us_per_row for d, _ in before):.0f} -> "
-            f"{statistics.median(d.cpu_us_per_row for d, _ in after):.0f}"
-        )
+        first = [d.rows_per_second / raw for d, raw in runs[mode, checkouts[0]]]
+        for root in checkouts:
+            ratios = [d.rows_per_second / raw for d, raw in runs[mode, root]]
+            gains = [a / b for a, b in zip(ratios, first, strict=True)]
+            cpu = statistics.median(d.cpu_us_per_row for d, _ in runs[mode, root])
+            print(
+                f"{mode.label} [{root.name}]: of raw {statistics.median(ratios):.3f} "
+                f"{[round(r, 3) for r in ratios]}; / {checkouts[0].name} "
+                f"{statistics.median(gains):.2f}; CPU {cpu:.0f} us/row"
+            )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--modes", default=",".join(MODES), help=f"of {', '.join(MODES)}")
     parser.add_argument("--rounds", type=int, default=ROUNDS)
-    parser.add_argument("--baseline", type=Path, help="a checkout to compare against")
+    parser.add_argument(
+        "--baseline", type=Path, action="append", help="a checkout to compare against (repeatable)"
+    )
     args = parser.parse_args()
-    if args.baseline is None:
+    if not args.baseline:
         for result in run():
             print(result)
         return
     modes = [MODES[name] for name in args.modes.split(",")]
-    asyncio.run(compare_async(modes, args.rounds, args.baseline.resolve()))
+    checkouts = [path.resolve() for path in args.baseline] + [REPO_ROOT]
+    asyncio.run(compare_async(modes, args.rounds, checkouts))
 
 
 if __name__ == "__main__":
