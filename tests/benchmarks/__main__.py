@@ -1,7 +1,13 @@
-"""Run every benchmark and write the table to docs/benchmarks.md (`make bench`)."""
+"""Run every benchmark and write the table to docs/benchmarks.md (`make bench`).
+
+python -m tests.benchmarks                                 # every suite, the whole page
+python -m tests.benchmarks --only "Claims on PostgreSQL"   # one suite: its section is
+                                                           # replaced, the rest kept
+"""
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import platform
 import sys
@@ -55,8 +61,13 @@ raw loop (another run: 224 -> 115, 0.140 -> 0.224); batch protocol at quota 100,
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description="run the benchmarks, write docs/benchmarks.md")
+    parser.add_argument("--only", choices=list(SUITES), help="run one suite, keep the others")
+    only = parser.parse_args().only
     sections, failed = [], False
     for title, module_name in SUITES.items():
+        if only is not None and title != only:
+            continue
         print(f"== {title}", flush=True)
         try:
             rows: list[dict[str, Any]] = importlib.import_module(module_name).run()
@@ -67,9 +78,30 @@ def main() -> int:
         for row in rows:
             print("  ", " | ".join(str(row.get(column, "")) for column in COLUMNS), flush=True)
         sections.append((title, rows))
-    OUTPUT.write_text(render(sections), encoding="utf-8")
+    if only is None:
+        OUTPUT.write_text(render(sections), encoding="utf-8")
+    elif sections:
+        page = OUTPUT.read_text(encoding="utf-8")
+        OUTPUT.write_text(replace_section(page, *sections[0]), encoding="utf-8")
     print(f"wrote {OUTPUT}")
     return 1 if failed else 0
+
+
+def replace_section(page: str, title: str, rows: list[dict[str, Any]]) -> str:
+    """The page with `title`'s table replaced by `rows` and the closing text brought up to date
+    (the other sections keep their last figures)."""
+    head, _, rest = page.partition(f"## {title}\n")
+    if not rest:
+        raise ValueError(f"docs/benchmarks.md has no section {title!r}: run them all")
+    tail = rest[rest.index("\n## ") + 1 :]
+    tail = tail[: tail.index(READING.splitlines()[0])]
+    return head + "\n".join([*table(title, rows), tail.rstrip("\n"), "", READING])
+
+
+def table(title: str, rows: list[dict[str, Any]]) -> list[str]:
+    lines = [f"## {title}", "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(_cell(r.get(c)) for c in COLUMNS) + " |" for r in rows]
+    return [*lines, ""]
 
 
 def render(sections: list[tuple[str, list[dict[str, Any]]]]) -> str:
@@ -82,9 +114,7 @@ def render(sections: list[tuple[str, list[dict[str, Any]]]]) -> str:
         "",
     ]
     for title, rows in sections:
-        lines += [f"## {title}", "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-        lines += ["| " + " | ".join(_cell(r.get(c)) for c in COLUMNS) + " |" for r in rows]
-        lines.append("")
+        lines += table(title, rows)
     return "\n".join([*lines, READING])
 
 
