@@ -84,7 +84,10 @@ class WorkItemProcessingEngine:
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
         self.max_concurrency = max_concurrency
-        self.queue_size = queue_size or max_concurrency * QUEUE_SLOTS_PER_WORKER
+        # By default one fetch's items fit at once: a fetch does not wait on the queue for what
+        # it already holds, and a batch handler's batch can be its whole quota.
+        quotas = [r.max_items_per_cycle for r in self.registrations if r.enabled]
+        self.queue_size = queue_size or max(max_concurrency * QUEUE_SLOTS_PER_WORKER, *quotas, 1)
         self.fetch_timeout = fetch_timeout
         self.item_timeout = item_timeout
         self.shutdown_timeout = shutdown_timeout
