@@ -33,30 +33,36 @@ median of three rounds: this machine's speed drifts with whatever else runs on i
 alone ranged 12,000-46,000 rows/s over one afternoon), and the ratio drifts much less.
 
 The raw loop does no Python work per row: four connections, each claiming 100 rows and
-completing them in two autocommit statements. A worker process does, per row: an asyncio task,
-a scope, a fresh handler from its provider (no database session is built unless the handler
-touches it), the handler's call, and the bookkeeping of slots, leases and the spin guard; per
-claim, one statement built once per spec (bind parameters for limit, worker id and lease), its
-rows turned into detached model instances without the ORM's identity map; per batch of
-completions, one statement with the ids as one array parameter. Each claim and acknowledgement
-is one autocommit statement, after the connection pool's pre-ping (three round trips of its own).
+completing them in two autocommit statements, every commit waiting for the WAL flush (the
+server's `synchronous_commit = on`). A worker process does, per row: an asyncio task, a scope, a
+fresh handler from its provider (no database session is built unless the handler touches it),
+the handler's call, and the bookkeeping of slots, leases and the spin guard; per claim, one
+statement built once per spec, its rows turned into detached model instances without the ORM's
+identity map; per batch of completions (those finishing within 20 ms of each other), one
+statement with the ids as one array parameter. Each claim and acknowledgement is one autocommit
+statement that does not wait for the WAL flush (10-13 ms per flushed commit on this machine
+under load; operations.md has the durability trade-off), on a pooled connection that is pinged
+only after 1 s idle. The row "synchronous_commit off" is the raw loop without the flush wait, so
+that each framework row can also be read against a loop that waits no more than it does.
 
-One handler keeps one claim in flight: it refills when half its quota is left, so a handler
-with quota 100 gets at most 100 rows per claim round trip (5-15 ms here) however fast its items
-run. The batch protocol at quota 100 meets that bound with its worker's CPU less than two-thirds
-busy; at quota 500 the same worker carries five times the rows per round trip. The per-item
-worker is CPU-bound (about 100-130 us of CPU per row). Four worker processes share two cores with
-PostgreSQL and each other.
+A claiming handler that ran dry waiting for a full claim fetches ahead: one more quota claimed
+and up to two claims in flight, so a fast handler is not held to one quota per round trip. The
+default queue holds a whole fetch, so a batch handler's batch is its whole quota. The per-item
+worker is CPU-bound (80-110 us of CPU per row here): on this 2-core machine, shared with
+PostgreSQL and other work (load average 8-11 during the last runs), it gets a fraction of a core,
+and the raw loop, which needs almost no CPU of its own, loses much less to that. Four worker
+processes share the same two cores with PostgreSQL and each other, so they add no CPU: their
+figure is whatever share the machine gave them.
 
-Measured on this machine (worker CPU per row from /proc, drain only; same-run A/B of the code
-before and after each change, medians): sessions built on first use, 241 -> 185 us; the claim
-statement built once and its rows loaded without the identity map, with acknowledgements as
-`id = ANY(:ids)`, 190 -> 122 us; acknowledgement statements built once and run through Core,
-complete(100) 35 -> 22 us of CPU per id; one autocommit statement per claim and acknowledgement,
-claim(100) 4.5 -> 3.6 ms and complete(100) 2.8 -> 1.8 ms wall. Against main before these
-changes, alternating in one run: per-item 280 -> 121 us of CPU per row and 0.090 -> 0.188 of the
-raw loop (another run: 224 -> 115, 0.140 -> 0.224); batch protocol at quota 100, 141 -> 66 us and
-0.157 -> 0.249; at quota 500, 98 -> 55 us and 0.292 -> 0.426.
+Measured on this machine (same-run A/B of the code before and after each change, medians of
+three rounds): the idle-only ping, fetching ahead, the whole-fetch queue and unflushed commits
+together took the batch protocol at quota 100 from 0.285 to 0.470 of the raw loop (rounds
+0.24-0.36 -> 0.34-0.65) and per-item from 0.161 to 0.184 (0.10-0.22 -> 0.17-0.27), worker CPU
+112 -> 97 us per row; the 20 ms completion window then 97 -> 83 us per row (one worker) and
+144 -> 133 (four). Earlier: sessions built on first use, 241 -> 185 us; the claim statement built
+once and its rows loaded without the identity map, with acknowledgements as `id = ANY(:ids)`,
+190 -> 122 us; one autocommit statement per claim and acknowledgement, claim(100) 4.5 -> 3.6 ms
+and complete(100) 2.8 -> 1.8 ms wall.
 """
 
 
