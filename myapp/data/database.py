@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import warnings
 from collections.abc import Awaitable
 from pathlib import Path
@@ -13,7 +14,7 @@ from urllib.parse import quote
 import aiosqlite
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, SAWarning
+from sqlalchemy.exc import ArgumentError, DisconnectionError, SAWarning
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 
@@ -22,6 +23,9 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/myapp.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # How long a failed SQLite connect waits for aiosqlite's worker thread to stop (it takes ~1 ms).
 AIOSQLITE_STOP_WAIT_S = 5.0
+# A pooled PostgreSQL connection idle longer than this is pinged before use; one used more
+# recently is not (see _ping_idle_connections).
+PING_AFTER_IDLE_S = 1.0
 REDACTED = "***"
 SECRET_QUERY_PARTS = ("password", "passwd", "pwd", "secret", "token", "key")
 
@@ -83,8 +87,38 @@ def create_engine(url: str, **engine_options: Any) -> AsyncEngine:
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _create_sqlite_engine(parsed, **engine_options)
-    engine_options.setdefault("pool_pre_ping", True)
-    return _create_async_engine(parsed, **engine_options)
+    engine = _create_async_engine(parsed, **engine_options)
+    if not engine_options.get("pool_pre_ping"):
+        _ping_idle_connections(engine)
+    return engine
+
+
+def _ping_idle_connections(engine: AsyncEngine) -> None:
+    """SQLAlchemy's `pool_pre_ping` on asyncpg costs three round trips (BEGIN, `;`, ROLLBACK)
+    at every checkout: a worker checks a connection out for each claim and acknowledgement, and
+    the pings were as many round trips as the statements themselves. Only a connection idle for
+    PING_AFTER_IDLE_S is pinged here (one a restarted server or a firewall may have dropped); a
+    dead one is replaced before use, as pre-ping would. One that dies in the moment between two
+    uses fails its statement: SQLAlchemy then renews the pool, a fetch backs off and tries again,
+    and an acknowledgement, release or renewal is retried (processing/transient.py)."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _connected(_dbapi_connection: Any, record: Any) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine.pool, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine.pool, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle = time.monotonic() - record.info.get("checked_in_at", 0.0)
+        if idle < PING_AFTER_IDLE_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:  # the pool discards it and checks out another
+            raise DisconnectionError(f"a pooled connection idle {idle:.1f}s was dead") from error
 
 
 async def check_connection(engine: AsyncEngine) -> None:

@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sqlalchemy import (
+    Boolean,
     Column,
     ColumnElement,
     Integer,
@@ -38,6 +39,7 @@ from sqlalchemy import (
     func,
     inspect,
     literal,
+    literal_column,
     null,
     or_,
     select,
@@ -125,11 +127,18 @@ class ClaimStatement(Generic[M]):
 
 
 def claim_statement(
-    spec: ClaimSpec[M], dialect_name: str, *, explicit_clock: bool
+    spec: ClaimSpec[M],
+    dialect_name: str,
+    *,
+    explicit_clock: bool,
+    asynchronous_commit: bool = False,
 ) -> ClaimStatement[M]:
-    """The claim statement for `spec` on this database."""
-    key = _key("claim", spec, dialect_name, explicit_clock)
-    return _cached(key, lambda: _build_claim(spec, dialect_name, explicit_clock))
+    """The claim statement for `spec` on this database; with `asynchronous_commit` (PostgreSQL,
+    a statement that is its own transaction) its commit does not wait for the disk."""
+    key = _key("claim", spec, dialect_name, explicit_clock, asynchronous_commit)
+    return _cached(
+        key, lambda: _build_claim(spec, dialect_name, explicit_clock, asynchronous_commit)
+    )
 
 
 @dataclass(frozen=True)
@@ -156,17 +165,27 @@ def owned_update(
     dialect_name: str,
     changes: Mapping[Any, Any],
     extra: Sequence[ColumnElement[bool]] = (),
+    *,
+    asynchronous_commit: bool = False,
 ) -> OwnedUpdate:
     """The fenced update setting `changes` ({model attribute: value or SQL}); with `extra`
-    conditions (a one-off, such as `fail`'s) it is built for the call."""
+    conditions (a one-off, such as `fail`'s) it is built for the call. `asynchronous_commit`:
+    as for `claim_statement`."""
     try:
         shape = tuple(
             sorted((attribute.key, _value_key(value)) for attribute, value in changes.items())
         )
     except TypeError:  # SQL SQLAlchemy does not cache
         shape = None
-    key = None if extra or shape is None else _key("owned", spec, dialect_name, shape)
-    return _cached(key, lambda: _build_owned_update(spec, dialect_name, changes, extra))
+    key = (
+        None
+        if extra or shape is None
+        else _key("owned", spec, dialect_name, shape, asynchronous_commit)
+    )
+    return _cached(
+        key,
+        lambda: _build_owned_update(spec, dialect_name, changes, extra, asynchronous_commit),
+    )
 
 
 _statements: dict[Hashable, Any] = {}
@@ -226,7 +245,9 @@ def _sql_key(clauses: Sequence[Any]) -> tuple[Hashable, ...]:
     return tuple(keys)
 
 
-def _build_claim(spec: ClaimSpec[M], dialect_name: str, explicit_clock: bool) -> ClaimStatement[M]:
+def _build_claim(
+    spec: ClaimSpec[M], dialect_name: str, explicit_clock: bool, asynchronous_commit: bool
+) -> ClaimStatement[M]:
     t: Any = spec.model  # columns are looked up by name: the mixin's contract
     if explicit_clock:
         now: ColumnElement[datetime] = bindparam("claim_now", type_=UtcDateTime())
@@ -256,6 +277,8 @@ def _build_claim(spec: ClaimSpec[M], dialect_name: str, explicit_clock: bool) ->
     statement = (
         update(table).where(_pick(spec, dialect_name, now)).values(values).returning(*columns)
     )
+    if asynchronous_commit:
+        statement = statement.where(_commit_without_waiting_for_the_disk())
     return ClaimStatement(
         statement,
         mapper,
@@ -266,11 +289,22 @@ def _build_claim(spec: ClaimSpec[M], dialect_name: str, explicit_clock: bool) ->
     )
 
 
+ASYNCHRONOUS_COMMIT = "(SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL"
+
+
+def _commit_without_waiting_for_the_disk() -> ColumnElement[bool]:
+    """`synchronous_commit = off` for the transaction of the statement it filters (only ever an
+    autocommit statement, its own transaction): a condition that is always true, evaluated once
+    (an init plan) before any row. Why, and what it risks: docs/operations.md."""
+    return literal_column(ASYNCHRONOUS_COMMIT, Boolean())
+
+
 def _build_owned_update(
     spec: ClaimSpec[Any],
     dialect_name: str,
     changes: Mapping[Any, Any],
     extra: Sequence[ColumnElement[bool]],
+    asynchronous_commit: bool,
 ) -> OwnedUpdate:
     t: Any = spec.model
     table: Any = inspect(spec.model).local_table
@@ -286,6 +320,8 @@ def _build_owned_update(
             value = bindparam(f"set_{attribute.key}", type_=attribute.type)
         values[attribute] = value
     statement = update(table).where(one_of, owned, *extra).values(values).returning(table.c.id)
+    if asynchronous_commit:
+        statement = statement.where(_commit_without_waiting_for_the_disk())
     return OwnedUpdate(statement, tuple(bound))
 
 

@@ -35,7 +35,11 @@ from myapp.processing.work_item import (
     BatchResult,
     ClaimLifecycle,
     DueTime,
+    Leased,
+    LostLeasePolicy,
     ProcessorPurpose,
+    as_batch_processor,
+    implements,
 )
 
 DEFAULT_MAX_CONCURRENCY = 4
@@ -82,7 +86,10 @@ class WorkItemProcessingEngine:
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
         self.max_concurrency = max_concurrency
-        self.queue_size = queue_size or max_concurrency * QUEUE_SLOTS_PER_WORKER
+        # By default one fetch's items fit at once: a fetch does not wait on the queue for what
+        # it already holds, and a batch handler's batch can be its whole quota.
+        quotas = [r.max_items_per_cycle for r in self.registrations if r.enabled]
+        self.queue_size = queue_size or max(max_concurrency * QUEUE_SLOTS_PER_WORKER, *quotas, 1)
         self.fetch_timeout = fetch_timeout
         self.item_timeout = item_timeout
         self.shutdown_timeout = shutdown_timeout
@@ -233,23 +240,49 @@ class _Run:
     # 1. Fetch: every registration in parallel, each in its own scope; once, or kept filled.
 
     async def keep_filled(self, registration: HandlerRegistration) -> None:
-        """Continuous mode: fetch whenever this handler runs low; sleep while its source is dry."""
+        """Continuous mode: fetch whenever this handler runs low (a second fetch may overlap the
+        first while its source has a backlog, see refill.py); sleep while its source is dry."""
         name, refill = registration.name, self.refills[registration.name]
+        held = self.held[name]
         stop = asyncio.ensure_future(self.engine.wait_for_stop())
+        fetches: set[asyncio.Task[None]] = set()
+
+        def ready() -> bool:
+            claimed = name in self.lifecycles
+            return refill.pause is not None or refill.may_fetch(len(held), claimed=claimed)
+
         try:
             while not self.engine.stopping:
-                await _first(self.queue.wait_below(name, refill.low_water), stop)
+                await _first(self.queue.wait_until(name, ready), stop)
                 if self.engine.stopping:
                     return
-                refill.wake.clear()  # a wake-up during the fetch makes the next one start at once
-                returned, kept, repeats = await self.fetch(registration)
-                pause = refill.pause_after(returned, kept, repeats)
-                if pause is not None and returned is not None and not refill.spinning:
-                    pause = min(pause, await self._next_due(registration))
-                if pause is not None:
-                    await self._sleep(refill, pause, stop, wakeable=not refill.spinning)
+                if refill.pause is not None:
+                    await self._pause(registration, refill, stop)
+                    continue
+                refill.started()
+                fetch = asyncio.create_task(self.fetch(registration))
+                fetches.add(fetch)
+                fetch.add_done_callback(fetches.discard)
+        except asyncio.CancelledError:
+            for fetch in fetches:
+                fetch.cancel("shutdown timeout")
+            raise
         finally:
             stop.cancel()
+            if fetches:  # stopping: they queue nothing more and release what they hold
+                await asyncio.wait(set(fetches))
+
+    async def _pause(
+        self, registration: HandlerRegistration, refill: HandlerRefill, stop: asyncio.Future[Any]
+    ) -> None:
+        """Sleep as the last fetch asked: until woken, the next item falls due or the poll
+        interval passes; a spinning handler sleeps its whole poll interval, a failed fetch its
+        backoff."""
+        pause, refill.pause = refill.pause, None
+        assert pause is not None
+        if not refill.pause_after_error and not refill.spinning:
+            pause = min(pause, await self._next_due(registration))
+        await self._sleep(refill, pause, stop, wakeable=not refill.spinning)
 
     async def _sleep(
         self, refill: HandlerRefill, seconds: float, stop: asyncio.Future[Any], *, wakeable: bool
@@ -270,7 +303,7 @@ class _Run:
         try:
             async with self.open_scope():
                 handler = registration.handler_factory()
-                due = await handler.next_due_in() if isinstance(handler, DueTime) else None
+                due = await handler.next_due_in() if implements(handler, DueTime) else None
         except Exception:
             logger.opt(exception=True).debug(
                 "Handler {} could not tell when its next item falls due", registration.name
@@ -282,25 +315,29 @@ class _Run:
         for refill in self.refills.values() if name is None else [self.refills[name]]:
             refill.wake.set()
 
-    async def fetch(self, registration: HandlerRegistration) -> tuple[int | None, int, int]:
-        """Fetch once and queue what came. Returns how many items the handler returned (None if
-        the fetch failed), how many were kept, and how many of those had just succeeded here
-        (continuous mode's spin guard)."""
+    async def fetch(self, registration: HandlerRegistration) -> None:
+        """Fetch once and queue what came. In continuous mode the handler's refill learns, as
+        soon as the items are back, how many the handler returned (None if the fetch failed),
+        how many were kept, and how many of those had just succeeded here (the spin guard)."""
         name, quota = registration.name, registration.max_items_per_cycle
         stats = self.stats[name]
         work_on(name)  # this task's logs are the handler's (log_context.py)
         try:
             async with self.open_scope():
                 handler = registration.handler_factory()
-                if isinstance(handler, BatchProcessor):
+                if implements(handler, BatchProcessor):
                     self.batching.add(name)
-                if name not in self.lifecycles and isinstance(handler, ClaimLifecycle):
+                if name not in self.lifecycles and implements(handler, ClaimLifecycle):
                     self._learn_table(name, handler)
                     self.lifecycles[name] = HandlerLifecycle(
                         registration,
                         self.open_scope,
-                        lease=getattr(handler, "lease", None),
-                        cancel_on_lost_lease=getattr(handler, "cancel_on_lost_lease", True),
+                        lease=handler.lease if isinstance(handler, Leased) else None,
+                        cancel_on_lost_lease=(
+                            handler.cancel_on_lost_lease
+                            if isinstance(handler, LostLeasePolicy)
+                            else True
+                        ),
                         on_lost=functools.partial(self._completion_lost, name),
                     )
                     self.leases_changed.set()  # the heartbeat may have to beat faster now
@@ -326,12 +363,14 @@ class _Run:
                 )
             else:
                 logger.opt(exception=error).error("Error fetching work items from handler {}", name)
-            return None, 0, 0
+            self._came_back(name, None, 0, 0)
+            return
         if name in self.engine.database_down:
             self.engine.database_down.discard(name)
             if not self.engine.database_down:
                 self.engine.outage.recovered()
-        repeats = self.refills[name].repeats(items) if self.continuous else 0
+        if self.continuous:
+            self._came_back(name, fetched, len(items), self.refills[name].repeats(items))
         stats.filled_quota = fetched >= quota
         stats.fetched += len(items)
         stats.finished = perf_counter()
@@ -347,7 +386,12 @@ class _Run:
             except QueueClosedError:  # stopping: what was not queued is released
                 await self._release(name, items[index:])
                 break
-        return fetched, len(items), repeats
+
+    def _came_back(self, name: str, returned: int | None, kept: int, repeats: int) -> None:
+        if self.continuous:
+            idle = self.queue.outstanding(name) == 0
+            self.refills[name].came_back(returned, kept, repeats, idle=idle)
+            self.queue.poke(name)  # keep_filled may start the next fetch now
 
     def _not_held(self, name: str, items: list[Any]) -> list[Any]:
         """A source that is not claimed (a blob listing, an API) may return again what this run
@@ -533,7 +577,7 @@ class _Run:
         started = perf_counter()
         try:
             async with self.open_scope():
-                handler = registration.handler_factory()
+                handler = as_batch_processor(registration.handler_factory())
                 async with asyncio.timeout(timeout):
                     result: BatchResult | None = await handler.process_batch(items)
         except asyncio.CancelledError as error:

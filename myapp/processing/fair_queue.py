@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -100,12 +100,17 @@ class FairQueue(Generic[T]):
         """Items of `key` (queued, handed out and not finished)."""
         return len(self._items[key]), self._in_flight[key]
 
-    async def wait_below(self, key: str, mark: int) -> None:
-        """Wait until fewer than `mark` items of `key` are outstanding (one waiter per key)."""
+    async def wait_until(self, key: str, ready: Callable[[], bool]) -> None:
+        """Wait until `ready()`, asked again each time an item of `key` finishes or `poke(key)`
+        is called (one waiter per key)."""
         finished = self._finished[key]
-        while self.outstanding(key) >= mark:
+        while not ready():
             finished.clear()
             await finished.wait()
+
+    def poke(self, key: str) -> None:
+        """Ask `key`'s waiter (wait_until) again: something it waits on changed."""
+        self._finished[key].set()
 
     def close(self) -> None:
         """No more puts; `get` returns None once what is queued has been handed out."""

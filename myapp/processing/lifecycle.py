@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from typing import Any
@@ -28,13 +28,17 @@ from tenacity import (
 from myapp.processing.log_context import stop_working, work_on
 from myapp.processing.registration import HandlerRegistration
 from myapp.processing.transient import database_away, describe_database_error, worth_retrying
+from myapp.processing.work_item import ClaimLifecycle, as_lifecycle
 
 ScopeFactory = Callable[[], AbstractAsyncContextManager[Any]]
 LostItems = Callable[[Sequence[Any]], None]
+# One lifecycle call on a fresh handler: the ids it says this worker no longer holds, if any.
+LifecycleCall = Callable[[ClaimLifecycle[Any]], Awaitable[Collection[uuid.UUID] | None]]
 # How long a completion waits for others to share its acknowledgement: long enough for items
 # finishing together to make one statement (measured: 10 per statement at 0 ms, 37 at 5 ms,
-# +20% rows/s), short against any lease.
-COMPLETION_BATCH_WINDOW_SECONDS = 0.005
+# +20% rows/s; 20 ms: worker CPU per row 97 -> 83 us with one worker, 144 -> 133 with four,
+# once claims and completions stopped waiting for the disk), short against any lease.
+COMPLETION_BATCH_WINDOW_SECONDS = 0.02
 # A completion, failure or release write that meets a transient database error (a dropped
 # connection, a serialization failure) is tried again before it is given up: a lost completion
 # means the item runs again. 5 tries over about 1.5 s (0.1, 0.2, 0.4, 0.8 s plus jitter).
@@ -68,8 +72,8 @@ class HandlerLifecycle:
     async def _call(
         self,
         action: str,
-        method: str,
-        *args: Any,
+        call: LifecycleCall,
+        *,
         attempts: int = WRITE_ATTEMPTS,
         item_id: Any = None,
     ) -> Any:
@@ -88,8 +92,8 @@ class HandlerLifecycle:
             async for attempt in retrying:
                 with attempt:
                     async with self._open_scope():
-                        handler = self._registration.handler_factory()
-                        return await getattr(handler, method)(*args) or ()
+                        handler = as_lifecycle(self._registration.handler_factory())
+                        return await call(handler) or ()
         except Exception as error:
             name = self._registration.name
             if database_away(error):  # the outage is told by the fetches; one line
@@ -120,13 +124,13 @@ class HandlerLifecycle:
                     async with asyncio.timeout(COMPLETION_BATCH_WINDOW_SECONDS):
                         await self._draining.wait()
             batch, self._pending_completions = self._pending_completions, []
-            lost = await asyncio.shield(self._call("complete", "complete", batch)) or ()
+            lost = await asyncio.shield(self._call("complete", _complete(batch))) or ()
             if lost and self._on_lost is not None:
                 self._on_lost([item for item in batch if item.id in lost])
 
     async def failed(self, item: Any, error: BaseException) -> bool:
         """Tell the handler; True if it says the failure dead-lettered the item."""
-        outcome = await asyncio.shield(self._call("fail", "fail", item, error, item_id=item.id))
+        outcome = await asyncio.shield(self._call("fail", _fail(item, error), item_id=item.id))
         return outcome is True
 
     async def extend(self, items: Sequence[Any]) -> Collection[uuid.UUID] | None:
@@ -136,16 +140,38 @@ class HandlerLifecycle:
         if not items:
             return ()
         lost: Collection[uuid.UUID] | None = await self._call(
-            "extend the leases of", "extend", list(items)
+            "extend the leases of", _extend(list(items))
         )
         return lost
 
     async def release(self, items: Sequence[Any]) -> None:
         if items:
-            await asyncio.shield(self._call("release", "release", list(items)))
+            await asyncio.shield(self._call("release", _release(list(items))))
 
     async def drain(self) -> None:
         """Write every queued acknowledgement now (nothing else will join) and wait for it."""
         self._draining.set()
         while self._flusher is not None and not self._flusher.done():
             await asyncio.shield(self._flusher)
+
+
+def _complete(items: Sequence[Any]) -> LifecycleCall:
+    return lambda handler: handler.complete(items)
+
+
+def _fail(item: Any, error: BaseException) -> LifecycleCall:
+    async def call(handler: ClaimLifecycle[Any]) -> None:
+        await handler.fail(item, error)
+
+    return call
+
+
+def _extend(items: Sequence[Any]) -> LifecycleCall:
+    return lambda handler: handler.extend(items)
+
+
+def _release(items: Sequence[Any]) -> LifecycleCall:
+    async def call(handler: ClaimLifecycle[Any]) -> None:
+        await handler.release(items)
+
+    return call

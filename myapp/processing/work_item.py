@@ -7,7 +7,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import IntEnum
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 
 @runtime_checkable
@@ -56,6 +56,24 @@ class ClaimLifecycle(Protocol[T_contra]):
     async def release(self, items: Sequence[T_contra]) -> None: ...
 
 
+@runtime_checkable
+class Leased(Protocol):
+    """Optional, with ClaimLifecycle: how long a claim lasts unrenewed. The engine renews the
+    leases of held items well within it, and confirms a stale one before starting its item."""
+
+    @property
+    def lease(self) -> timedelta: ...
+
+
+@runtime_checkable
+class LostLeasePolicy(Protocol):
+    """Optional, with ClaimLifecycle: False keeps a running item running when another worker
+    takes over its lease (default: it is cancelled)."""
+
+    @property
+    def cancel_on_lost_lease(self) -> bool: ...
+
+
 @dataclass(frozen=True)
 class BatchResult:
     """What `process_batch` reports: the items that failed, by id, with their errors. Every
@@ -81,6 +99,32 @@ class DueTime(Protocol):
     then rather than at its poll interval."""
 
     async def next_due_in(self) -> timedelta | None: ...
+
+
+_implemented: dict[tuple[type, type], bool] = {}
+
+
+def implements(handler: object, protocol: type) -> bool:
+    """isinstance(handler, protocol) for a runtime-checkable protocol of methods, decided once per
+    class: an isinstance check against a protocol looks up every member, and the engine asks per
+    call. Not for a protocol of data attributes (`Leased`): an instance may set those itself."""
+    key = (type(handler), protocol)
+    known = _implemented.get(key)
+    if known is None:
+        known = _implemented[key] = isinstance(handler, protocol)
+    return known
+
+
+def as_lifecycle(handler: Any) -> ClaimLifecycle[Any]:
+    if not implements(handler, ClaimLifecycle):
+        raise TypeError(f"{type(handler).__name__} does not implement ClaimLifecycle")
+    return handler  # type: ignore[no-any-return]
+
+
+def as_batch_processor(handler: Any) -> BatchProcessor[Any]:
+    if not implements(handler, BatchProcessor):
+        raise TypeError(f"{type(handler).__name__} does not implement BatchProcessor")
+    return handler  # type: ignore[no-any-return]
 
 
 class ProcessorPurpose(IntEnum):

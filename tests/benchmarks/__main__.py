@@ -1,7 +1,13 @@
-"""Run every benchmark and write the table to docs/benchmarks.md (`make bench`)."""
+"""Run every benchmark and write the table to docs/benchmarks.md (`make bench`).
+
+python -m tests.benchmarks                                 # every suite, the whole page
+python -m tests.benchmarks --only "Claims on PostgreSQL"   # one suite: its section is
+                                                           # replaced, the rest kept
+"""
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import platform
 import sys
@@ -29,36 +35,47 @@ median of three rounds: this machine's speed drifts with whatever else runs on i
 alone ranged 12,000-46,000 rows/s over one afternoon), and the ratio drifts much less.
 
 The raw loop does no Python work per row: four connections, each claiming 100 rows and
-completing them in two autocommit statements. A worker process does, per row: an asyncio task,
-a scope, a fresh handler from its provider (no database session is built unless the handler
-touches it), the handler's call, and the bookkeeping of slots, leases and the spin guard; per
-claim, one statement built once per spec (bind parameters for limit, worker id and lease), its
-rows turned into detached model instances without the ORM's identity map; per batch of
-completions, one statement with the ids as one array parameter. Each claim and acknowledgement
-is one autocommit statement, after the connection pool's pre-ping (three round trips of its own).
+completing them in two autocommit statements, every commit waiting for the WAL flush (the
+server's `synchronous_commit = on`). A worker process does, per row: an asyncio task, a scope, a
+fresh handler from its provider (no database session is built unless the handler touches it),
+the handler's call, and the bookkeeping of slots, leases and the spin guard; per claim, one
+statement built once per spec, its rows turned into detached model instances without the ORM's
+identity map; per batch of completions (those finishing within 20 ms of each other), one
+statement with the ids as one array parameter. Each claim and acknowledgement is one autocommit
+statement that does not wait for the WAL flush (10-13 ms per flushed commit on this machine
+under load; operations.md has the durability trade-off), on a pooled connection that is pinged
+only after 1 s idle. The row "synchronous_commit off" is the raw loop without the flush wait, so
+that each framework row can also be read against a loop that waits no more than it does.
 
-One handler keeps one claim in flight: it refills when half its quota is left, so a handler
-with quota 100 gets at most 100 rows per claim round trip (5-15 ms here) however fast its items
-run. The batch protocol at quota 100 meets that bound with its worker's CPU less than two-thirds
-busy; at quota 500 the same worker carries five times the rows per round trip. The per-item
-worker is CPU-bound (about 100-130 us of CPU per row). Four worker processes share two cores with
-PostgreSQL and each other.
+A claiming handler that ran dry waiting for a full claim fetches ahead: one more quota claimed
+and up to two claims in flight, so a fast handler is not held to one quota per round trip. The
+default queue holds a whole fetch, so a batch handler's batch is its whole quota. The per-item
+worker is CPU-bound (80-110 us of CPU per row here): on this 2-core machine, shared with
+PostgreSQL and other work (load average 8-11 during the last runs), it gets a fraction of a core,
+and the raw loop, which needs almost no CPU of its own, loses much less to that. Four worker
+processes share the same two cores with PostgreSQL and each other, so they add no CPU: their
+figure is whatever share the machine gave them.
 
-Measured on this machine (worker CPU per row from /proc, drain only; same-run A/B of the code
-before and after each change, medians): sessions built on first use, 241 -> 185 us; the claim
-statement built once and its rows loaded without the identity map, with acknowledgements as
-`id = ANY(:ids)`, 190 -> 122 us; acknowledgement statements built once and run through Core,
-complete(100) 35 -> 22 us of CPU per id; one autocommit statement per claim and acknowledgement,
-claim(100) 4.5 -> 3.6 ms and complete(100) 2.8 -> 1.8 ms wall. Against main before these
-changes, alternating in one run: per-item 280 -> 121 us of CPU per row and 0.090 -> 0.188 of the
-raw loop (another run: 224 -> 115, 0.140 -> 0.224); batch protocol at quota 100, 141 -> 66 us and
-0.157 -> 0.249; at quota 500, 98 -> 55 us and 0.292 -> 0.426.
+Measured on this machine (same-run A/B of the code before and after each change, medians of
+three rounds): the idle-only ping, fetching ahead, the whole-fetch queue and unflushed commits
+together took the batch protocol at quota 100 from 0.285 to 0.470 of the raw loop (rounds
+0.24-0.36 -> 0.34-0.65) and per-item from 0.161 to 0.184 (0.10-0.22 -> 0.17-0.27), worker CPU
+112 -> 97 us per row; the 20 ms completion window then 97 -> 83 us per row (one worker) and
+144 -> 133 (four). Earlier: sessions built on first use, 241 -> 185 us; the claim statement built
+once and its rows loaded without the identity map, with acknowledgements as `id = ANY(:ids)`,
+190 -> 122 us; one autocommit statement per claim and acknowledgement, claim(100) 4.5 -> 3.6 ms
+and complete(100) 2.8 -> 1.8 ms wall.
 """
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description="run the benchmarks, write docs/benchmarks.md")
+    parser.add_argument("--only", choices=list(SUITES), help="run one suite, keep the others")
+    only = parser.parse_args().only
     sections, failed = [], False
     for title, module_name in SUITES.items():
+        if only is not None and title != only:
+            continue
         print(f"== {title}", flush=True)
         try:
             rows: list[dict[str, Any]] = importlib.import_module(module_name).run()
@@ -69,9 +86,30 @@ def main() -> int:
         for row in rows:
             print("  ", " | ".join(str(row.get(column, "")) for column in COLUMNS), flush=True)
         sections.append((title, rows))
-    OUTPUT.write_text(render(sections), encoding="utf-8")
+    if only is None:
+        OUTPUT.write_text(render(sections), encoding="utf-8")
+    elif sections:
+        page = OUTPUT.read_text(encoding="utf-8")
+        OUTPUT.write_text(replace_section(page, *sections[0]), encoding="utf-8")
     print(f"wrote {OUTPUT}")
     return 1 if failed else 0
+
+
+def replace_section(page: str, title: str, rows: list[dict[str, Any]]) -> str:
+    """The page with `title`'s table replaced by `rows` and the closing text brought up to date
+    (the other sections keep their last figures)."""
+    head, _, rest = page.partition(f"## {title}\n")
+    if not rest:
+        raise ValueError(f"docs/benchmarks.md has no section {title!r}: run them all")
+    tail = rest[rest.index("\n## ") + 1 :]
+    tail = tail[: tail.index(READING.splitlines()[0])]
+    return head + "\n".join([*table(title, rows), tail.rstrip("\n"), "", READING])
+
+
+def table(title: str, rows: list[dict[str, Any]]) -> list[str]:
+    lines = [f"## {title}", "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(_cell(r.get(c)) for c in COLUMNS) + " |" for r in rows]
+    return [*lines, ""]
 
 
 def render(sections: list[tuple[str, list[dict[str, Any]]]]) -> str:
@@ -84,9 +122,7 @@ def render(sections: list[tuple[str, list[dict[str, Any]]]]) -> str:
         "",
     ]
     for title, rows in sections:
-        lines += [f"## {title}", "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-        lines += ["| " + " | ".join(_cell(r.get(c)) for c in COLUMNS) + " |" for r in rows]
-        lines.append("")
+        lines += table(title, rows)
     return "\n".join([*lines, READING])
 
 

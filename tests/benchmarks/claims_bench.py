@@ -2,6 +2,11 @@
 worker's memory over a big backlog, and claim latency with a million finished rows.
 
     python -m tests.benchmarks.claims_bench
+    python -m tests.benchmarks.claims_bench --modes per-item,batch --rounds 3 --baseline DIR
+
+With `--baseline DIR` (a checkout of other code, e.g. `git archive main | tar -x -C DIR`;
+repeatable) it runs only the throughput drains, each mode with each DIR's workers and then this
+tree's, in turn in the same run, and prints each one's ratios to the raw loop and to the first.
 
 Every framework figure is a ratio to the raw loop measured just before and just after it (this
 machine's speed drifts with whatever else runs on it), the median over ROUNDS rounds.
@@ -10,6 +15,7 @@ Rows are dicts with "benchmark", "value", "unit", "ideal_or_anchor", "ratio", "n
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import statistics
@@ -17,7 +23,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +36,7 @@ from tests.fixtures.database import drop_postgres_database
 from tests.multiworker.handler import BATCH_HANDLER_NAME, HANDLER_NAME
 from tests.multiworker.models import ROWS_TABLE
 from tests.multiworker.support import (
+    REPO_ROOT,
     WorkerPool,
     connect,
     create_test_database,
@@ -43,7 +50,7 @@ THROUGHPUT_ROWS = 20_000
 BACKLOG_ROWS = 200_000  # the memory run: peak RSS against a THROUGHPUT_ROWS run's
 ROUNDS = 3
 BATCH = 100
-BIG_QUOTA = 500  # one claim in flight per handler: a bigger claim carries more per round trip
+BIG_QUOTA = 500  # a bigger claim carries more rows per round trip
 MAX_CONCURRENCY = 8
 RAW_CONNECTIONS = 4
 LATENCY_FINISHED_ROWS = 1_000_000
@@ -143,12 +150,14 @@ async def seed(db: asyncpg.Connection, count: int) -> None:
     await db.execute(f"VACUUM ANALYZE {ROWS_TABLE}")
 
 
-async def drain(url: str, db: asyncpg.Connection, mode: Mode, count: int) -> Drain:
-    """Worker subprocesses (`python -m myapp ... run`) drain `count` rows; timed from the first
-    claimed row until the table is drained (process start-up excluded)."""
+async def drain(
+    url: str, db: asyncpg.Connection, mode: Mode, count: int, root: Path = REPO_ROOT
+) -> Drain:
+    """Worker subprocesses (`python -m myapp ... run`, from the checkout at `root`) drain `count`
+    rows; timed from the first claimed row until the table is drained (start-up excluded)."""
     await seed(db, count)
     with tempfile.TemporaryDirectory() as logs:
-        pool = WorkerPool(url, Path(logs), mode.settings())
+        pool = WorkerPool(url, Path(logs), mode.settings(), root=root)
         try:
             pids = [worker.pid for worker in pool.start(mode.workers)]
 
@@ -176,10 +185,17 @@ async def drain(url: str, db: asyncpg.Connection, mode: Mode, count: int) -> Dra
     return Drain(count / seconds, cpu * 1e6 / count, rss)
 
 
-async def raw_rows_per_second(url: str, db: asyncpg.Connection) -> float:
-    """The same claim/complete SQL with no framework: 4 connections, batches of 100."""
+async def raw_rows_per_second(
+    url: str, db: asyncpg.Connection, *, synchronous_commit: bool = True
+) -> float:
+    """The same claim/complete SQL with no framework: 4 connections, batches of 100; with
+    `synchronous_commit=False` its commits do not wait for the WAL flush, as the framework's
+    claims and completions do not (a reference, not the anchor)."""
     await seed(db, THROUGHPUT_ROWS)
     connections = [await connect(url) for _ in range(RAW_CONNECTIONS)]
+    if not synchronous_commit:
+        for connection in connections:
+            await connection.execute("SET synchronous_commit = off")
 
     async def loop(connection: asyncpg.Connection) -> None:
         worker_id = f"raw-{uuid.uuid4().hex[:6]}"
@@ -203,6 +219,7 @@ class Rounds:
 
     raws: list[float]
     drains: dict[Mode, list[tuple[Drain, float]]]  # (drain, raw rows/s around it)
+    unflushed_raws: list[float] = field(default_factory=list)  # synchronous_commit off
 
     def ratios(self, mode: Mode) -> list[float]:
         return [drain.rows_per_second / raw for drain, raw in self.drains[mode]]
@@ -215,6 +232,7 @@ async def throughput_rounds(url: str, db: asyncpg.Connection) -> Rounds:
     modes = (PER_ITEM, BATCHED, BIG_BATCHES, FOUR)
     rounds = Rounds([await raw_rows_per_second(url, db)], {mode: [] for mode in modes})
     for _ in range(ROUNDS):
+        rounds.unflushed_raws.append(await raw_rows_per_second(url, db, synchronous_commit=False))
         for mode in modes:
             drained = await drain(url, db, mode, THROUGHPUT_ROWS)
             rounds.raws.append(await raw_rows_per_second(url, db))
@@ -237,6 +255,19 @@ def throughput_rows(rounds: Rounds) -> list[dict[str, Any]]:
             "ratio = this run's raw loop / the issue's figure",
         )
     ]
+    unflushed = statistics.median(rounds.unflushed_raws)
+    rows.append(
+        row(
+            "raw asyncpg loop as above, synchronous_commit off (reference, not the anchor)",
+            unflushed,
+            "rows/s",
+            "the raw loop, same run",
+            unflushed / raw,
+            f"median of {len(rounds.unflushed_raws)} runs, one per round; the framework's "
+            "claims and completions commit without waiting for the WAL flush, the anchor's do "
+            "wait (the same SQL, the server's setting)",
+        )
+    )
     targets = {PER_ITEM: PER_ITEM_TARGET, BATCHED: BATCH_TARGET, BIG_BATCHES: BATCH_TARGET}
     for mode in rounds.drains:
         target = targets.get(mode)
@@ -251,7 +282,9 @@ def throughput_rows(rounds: Rounds) -> list[dict[str, Any]]:
                 f"median of {len(ratios)} rounds (ratios {min(ratios):.3f}-{max(ratios):.3f}); "
                 f"python -m myapp run, quota {mode.quota}, MaxConcurrency {MAX_CONCURRENCY}; timed "
                 "first claim -> drained; exactly-once verified; worker CPU "
-                f"{rounds.median(mode, lambda d: d.cpu_us_per_row):.0f} us/row"
+                f"{rounds.median(mode, lambda d: d.cpu_us_per_row):.0f} us/row; "
+                f"{rounds.median(mode, lambda d: d.rows_per_second) / unflushed:.3f} of the "
+                "raw loop with synchronous_commit off"
                 + (f"; target >= {target} of raw" if target else ""),
             )
         )
@@ -384,6 +417,64 @@ def run() -> list[dict[str, Any]]:
     return asyncio.run(run_async())
 
 
+MODES = {"per-item": PER_ITEM, "batch": BATCHED, "batch-500": BIG_BATCHES, "four": FOUR}
+
+
+async def compare_async(modes: list[Mode], rounds: int, checkouts: list[Path]) -> None:
+    """Each mode with each checkout's workers in turn, the raw loop between every run."""
+    url = await asyncio.to_thread(create_test_database, synchronous_commit=True)
+    runs: dict[tuple[Mode, Path], list[tuple[Drain, float]]] = {}
+    try:
+        db = await connect(url)
+        try:
+            raws = [await raw_rows_per_second(url, db)]
+            for _ in range(rounds):
+                for mode in modes:
+                    for root in checkouts:
+                        drained = await drain(url, db, mode, THROUGHPUT_ROWS, root)
+                        raws.append(await raw_rows_per_second(url, db))
+                        raw = statistics.mean(raws[-2:])
+                        runs.setdefault((mode, root), []).append((drained, raw))
+                        print(
+                            f"{mode.label} [{root.name}]: {drained.rows_per_second:,.0f} rows/s, "
+                            f"{drained.rows_per_second / raw:.3f} of raw, "
+                            f"{drained.cpu_us_per_row:.0f} us CPU/row",
+                            flush=True,
+                        )
+        finally:
+            await db.close()
+    finally:
+        await asyncio.to_thread(drop_postgres_database, url)
+    print(f"raw loop: median {statistics.median(raws):,.0f} rows/s over {len(raws)} runs")
+    for mode in modes:
+        first = [d.rows_per_second / raw for d, raw in runs[mode, checkouts[0]]]
+        for root in checkouts:
+            ratios = [d.rows_per_second / raw for d, raw in runs[mode, root]]
+            gains = [a / b for a, b in zip(ratios, first, strict=True)]
+            cpu = statistics.median(d.cpu_us_per_row for d, _ in runs[mode, root])
+            print(
+                f"{mode.label} [{root.name}]: of raw {statistics.median(ratios):.3f} "
+                f"{[round(r, 3) for r in ratios]}; / {checkouts[0].name} "
+                f"{statistics.median(gains):.2f}; CPU {cpu:.0f} us/row"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--modes", default=",".join(MODES), help=f"of {', '.join(MODES)}")
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
+    parser.add_argument(
+        "--baseline", type=Path, action="append", help="a checkout to compare against (repeatable)"
+    )
+    args = parser.parse_args()
+    if not args.baseline:
+        for result in run():
+            print(result)
+        return
+    modes = [MODES[name] for name in args.modes.split(",")]
+    checkouts = [path.resolve() for path in args.baseline] + [REPO_ROOT]
+    asyncio.run(compare_async(modes, args.rounds, checkouts))
+
+
 if __name__ == "__main__":
-    for result in run():
-        print(result)
+    main()

@@ -233,6 +233,7 @@ class WorkerPool:
     settings: dict[str, str] = field(default_factory=dict)
     workers: list[Worker] = field(default_factory=list)
     journal_files: bool = False
+    root: Path = REPO_ROOT  # the checkout the workers run (a benchmark compares two)
 
     def start(self, count: int = 1, **settings: str) -> list[Worker]:
         command = [sys.executable, "-m", "myapp", "--container", WORKER_CONTAINER, "run"]
@@ -243,9 +244,10 @@ class WorkerPool:
             journal_path = self.log_dir / f"{name}.journal" if self.journal_files else None
             journal = {f"{SECTION}__JournalFile": str(journal_path)} if journal_path else {}
             env = worker_environment(self.url, **{**self.settings, **journal, **settings})
+            env["PYTHONPATH"] = str(self.root)
             with log_path.open("wb") as log:
                 process = subprocess.Popen(
-                    command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+                    command, cwd=self.root, env=env, stdout=log, stderr=subprocess.STDOUT
                 )
             worker = Worker(process, log_path, dict(settings), journal_path)
             self.workers.append(worker)

@@ -112,3 +112,21 @@ async def test_a_batch_counts_against_one_slot_and_its_timeout_covers_the_call()
 
     assert report.handlers["Batch"].failed == 5
     assert set(ledger.failed) == {0, 1, 2, 3, 4}
+
+
+async def test_a_quota_bigger_than_the_default_queue_comes_in_one_batch() -> None:
+    """The default queue holds one whole fetch (4 x MaxConcurrency, or the biggest quota), so a
+    batch is the handler's whole quota, not what a smaller queue could hold."""
+    ledger = Ledger()
+    engine = engine_for(lambda: BatchHandler(ledger, 100), quota=100, max_concurrency=2)
+
+    await engine.run_cycle()
+
+    assert engine.queue_size == 100
+    assert ledger.batches == [list(range(100))]
+
+
+def test_a_configured_queue_size_is_kept_whatever_the_quotas() -> None:
+    engine = engine_for(lambda: None, quota=100, max_concurrency=2, queue_size=5)
+
+    assert engine.queue_size == 5

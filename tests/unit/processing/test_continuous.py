@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from myapp.processing import CycleReport, HandlerRegistration, WorkItemProcessingEngine
+from myapp.processing.refill import MAX_FETCHES_IN_FLIGHT, HandlerRefill
 from tests.fixtures.logs import LogCapture
 from tests.unit.support import ConcurrencyProbe
 
@@ -35,12 +36,17 @@ class Pool:
 
     name: str
     delay: float = 0.0
+    fetch_delay: float = 0.0  # a claim's round trip: the rows are taken, then it returns
     failing: frozenset[int] = frozenset()
     probe: ConcurrencyProbe | None = None
     queued: deque[Item] = field(default_factory=deque)
     outcomes: dict[uuid.UUID, list[str]] = field(default_factory=dict)
     claimed: Counter[uuid.UUID] = field(default_factory=Counter)
     fetches: int = 0
+    fetching: int = 0
+    peak_fetching: int = 0  # fetches in flight at once
+    holding: int = 0
+    peak_holding: int = 0  # claimed and not yet processed or released
     added: int = 0
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -67,19 +73,32 @@ class PoolHandler:
         self.pool = pool
 
     async def fetch_work_items(self, max_items: int) -> Sequence[Item]:
-        self.pool.fetches += 1
-        items = [self.pool.queued.popleft() for _ in range(min(max_items, len(self.pool.queued)))]
-        self.pool.claimed.update(item.id for item in items)
-        return items
+        pool = self.pool
+        pool.fetches += 1
+        pool.fetching += 1
+        pool.peak_fetching = max(pool.peak_fetching, pool.fetching)
+        try:
+            items = [pool.queued.popleft() for _ in range(min(max_items, len(pool.queued)))]
+            pool.claimed.update(item.id for item in items)
+            pool.holding += len(items)
+            pool.peak_holding = max(pool.peak_holding, pool.holding)
+            if pool.fetch_delay:
+                await asyncio.sleep(pool.fetch_delay)
+            return items
+        finally:
+            pool.fetching -= 1
 
     async def process(self, item: Item) -> None:
-        if self.pool.probe is not None:
-            async with self.pool.probe.track(self.pool.name, item):
+        try:
+            if self.pool.probe is not None:
+                async with self.pool.probe.track(self.pool.name, item):
+                    await asyncio.sleep(self.pool.delay)
+            else:
                 await asyncio.sleep(self.pool.delay)
-        else:
-            await asyncio.sleep(self.pool.delay)
-        if item.index in self.pool.failing:
-            raise RuntimeError(f"item {item.index} fails")
+            if item.index in self.pool.failing:
+                raise RuntimeError(f"item {item.index} fails")
+        finally:
+            self.pool.holding -= 1
 
     async def complete(self, items: Sequence[Item]) -> None:
         for item in items:
@@ -93,6 +112,7 @@ class PoolHandler:
 
     async def release(self, items: Sequence[Item]) -> None:
         for item in items:
+            self.pool.holding -= 1
             self.pool.record(item, "released")
             self.pool.queued.appendleft(item)
 
@@ -279,6 +299,46 @@ async def test_a_second_cancellation_stops_at_once_and_fails_what_ran() -> None:
     ]
 
 
+def low_water(quota: int) -> int:
+    return HandlerRefill("any", quota, ONE_HOUR).low_water
+
+
+async def test_a_handler_that_outruns_its_claims_overlaps_two_fetches() -> None:
+    """Items done faster than a claim's round trip: a second claim starts while one is in
+    flight, never a third, and each item still ends exactly once."""
+    pool = Pool("Fast", fetch_delay=0.02)
+    pool.add(300)
+    engine = WorkItemProcessingEngine([registration_for(pool, quota=10)], max_concurrency=4)
+
+    run = await start(engine)
+    async with asyncio.timeout(GUARD_S):
+        await pool.done.wait()
+    report = await stop(engine, run)
+
+    assert report.handlers["Fast"].succeeded == 300
+    assert all(outcomes == ["completed"] for outcomes in pool.outcomes.values())
+    assert pool.peak_fetching == MAX_FETCHES_IN_FLIGHT
+
+
+async def test_a_handler_slower_than_its_claims_never_claims_ahead_of_its_work() -> None:
+    """Its items are still queued when each claim comes back: one fetch at a time, refilled at
+    the low-water mark, so it holds no more than a quota plus the mark (other workers get the
+    rest)."""
+    pool = Pool("Slow", delay=0.02, fetch_delay=0.001)
+    pool.add(60)
+    engine = WorkItemProcessingEngine(
+        [registration_for(pool, quota=10, max_concurrency=2)], max_concurrency=4
+    )
+
+    run = await start(engine)
+    async with asyncio.timeout(GUARD_S):
+        await pool.done.wait()
+    await stop(engine, run)
+
+    assert pool.peak_fetching == 1
+    assert pool.peak_holding < low_water(10) + 10
+
+
 # --- A property over random handler mixes ----------------------------------------------------
 
 
@@ -289,6 +349,7 @@ class Mix:
     quota: int
     cap: int | None
     delay: float
+    fetch_delay: float
     failing: frozenset[int]
     trigger: bool
     poll_ms: int
@@ -301,6 +362,7 @@ mixes = st.builds(
     quota=st.integers(1, 8),
     cap=st.one_of(st.none(), st.integers(1, 3)),
     delay=st.sampled_from([0.0, 0.001, 0.005]),
+    fetch_delay=st.sampled_from([0.0, 0.002]),
     failing=st.frozensets(st.integers(0, 34), max_size=6),
     trigger=st.booleans(),
     poll_ms=st.sampled_from([20, 3_600_000]),
@@ -310,7 +372,8 @@ mixes = st.builds(
 async def run_mix(specs: list[Mix], max_concurrency: int) -> tuple[list[Pool], ConcurrencyProbe]:
     probe = ConcurrencyProbe()
     pools = [
-        Pool(f"H{n}", delay=m.delay, failing=m.failing, probe=probe) for n, m in enumerate(specs)
+        Pool(f"H{n}", delay=m.delay, fetch_delay=m.fetch_delay, failing=m.failing, probe=probe)
+        for n, m in enumerate(specs)
     ]
     registrations = [
         registration_for(
@@ -358,4 +421,6 @@ def test_every_claimed_item_ends_exactly_once_and_no_cap_is_exceeded(
         assert Counter(o[-1] for o in pool.outcomes.values())["failed"] == expected_failed
         if m.cap is not None:
             assert probe.peak_by.get(pool.name, 0) <= m.cap
+        assert pool.peak_fetching <= MAX_FETCHES_IN_FLIGHT
+        assert pool.peak_holding < low_water(m.quota) + MAX_FETCHES_IN_FLIGHT * m.quota
     assert probe.peak <= max_concurrency
