@@ -1,0 +1,86 @@
+"""`pytest --fast` (`make test-fast`): which tests need a service is found, not remembered; a
+test misfiled as fast fails and names the mark it lacks."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+PLUGINS = (
+    *("-p", "tests.fixtures.database", "-p", "tests.fixtures.services"),
+    *("-o", "asyncio_default_fixture_loop_scope=function"),
+)
+
+SUITE = """
+import subprocess
+import sys
+
+import pytest
+
+
+def run_tool():
+    return subprocess.run([sys.executable, "-c", "pass"], check=True)
+
+
+def test_on_both_databases(db_url):
+    pass
+
+
+def test_through_a_helper_that_starts_a_process():
+    run_tool()
+
+
+@pytest.mark.parametrize("fresh_url", ["postgresql"], indirect=True)
+def test_on_postgresql_only(fresh_url):
+    pass
+
+
+def test_pure():
+    pass
+"""
+
+SNEAKY = """
+import importlib
+
+
+def test_starts_a_process_by_a_name_nobody_reads():
+    importlib.import_module("subprocess").run(["true"])
+"""
+
+
+def test_fast_keeps_only_the_tests_that_need_no_service(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_suite=SUITE)
+
+    result = pytester.runpytest_inprocess(*PLUGINS, "--fast", "--collect-only", "-q")
+
+    collected = [line for line in result.outlines if "::" in line]
+    assert collected == [
+        "test_suite.py::test_on_both_databases[sqlite]",
+        "test_suite.py::test_pure",
+    ]
+    assert "2/5 tests collected (3 deselected)" in result.stdout.str()
+
+
+def test_without_fast_every_test_is_kept_and_marked(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_suite=SUITE)
+
+    result = pytester.runpytest_inprocess(
+        *PLUGINS, "--collect-only", "-q", "-m", "postgres or subprocess"
+    )
+
+    collected = [line for line in result.outlines if "::" in line]
+    assert collected == [
+        "test_suite.py::test_on_both_databases[postgresql]",
+        "test_suite.py::test_through_a_helper_that_starts_a_process",
+        "test_suite.py::test_on_postgresql_only[postgresql]",
+    ]
+
+
+def test_a_test_misfiled_as_fast_fails_naming_its_mark(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_sneaky=SNEAKY)
+
+    result = pytester.runpytest_inprocess(*PLUGINS, "--fast", "-q")
+
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*needs a service under --fast: mark it @pytest.mark.subprocess*"])
