@@ -1,6 +1,6 @@
 """Continuous mode: refills at the low-water mark, wake-ups, per-handler poll intervals, the spin
 guard, fetch-error backoff, a busy neighbour, graceful drain, and a property over random mixes
-that every claimed item ends exactly once with every cap respected."""
+that every claimed item ends exactly once (a quota's excess too) with every cap respected."""
 
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ class Pool:
     delay: float = 0.0
     failing: frozenset[int] = frozenset()
     probe: ConcurrencyProbe | None = None
+    excess: int = 0  # claims this many more than asked: the engine truncates and releases them
     queued: deque[Item] = field(default_factory=deque)
     outcomes: dict[uuid.UUID, list[str]] = field(default_factory=dict)
     claimed: Counter[uuid.UUID] = field(default_factory=Counter)
@@ -68,7 +69,8 @@ class PoolHandler:
 
     async def fetch_work_items(self, max_items: int) -> Sequence[Item]:
         self.pool.fetches += 1
-        items = [self.pool.queued.popleft() for _ in range(min(max_items, len(self.pool.queued)))]
+        wanted = max_items + self.pool.excess
+        items = [self.pool.queued.popleft() for _ in range(min(wanted, len(self.pool.queued)))]
         self.pool.claimed.update(item.id for item in items)
         return items
 
@@ -292,6 +294,7 @@ class Mix:
     failing: frozenset[int]
     trigger: bool
     poll_ms: int
+    excess: int
 
 
 mixes = st.builds(
@@ -304,13 +307,15 @@ mixes = st.builds(
     failing=st.frozensets(st.integers(0, 34), max_size=6),
     trigger=st.booleans(),
     poll_ms=st.sampled_from([20, 3_600_000]),
+    excess=st.sampled_from([0, 0, 1, 5]),
 )
 
 
 async def run_mix(specs: list[Mix], max_concurrency: int) -> tuple[list[Pool], ConcurrencyProbe]:
     probe = ConcurrencyProbe()
     pools = [
-        Pool(f"H{n}", delay=m.delay, failing=m.failing, probe=probe) for n, m in enumerate(specs)
+        Pool(f"H{n}", delay=m.delay, failing=m.failing, probe=probe, excess=m.excess)
+        for n, m in enumerate(specs)
     ]
     registrations = [
         registration_for(
@@ -350,7 +355,8 @@ def test_every_claimed_item_ends_exactly_once_and_no_cap_is_exceeded(
     for pool, m in zip(pools, specs, strict=True):
         for item_id, count in pool.claimed.items():
             outcomes = pool.outcomes[item_id]
-            # Once per claim: released items may be claimed again; the last claim ends it.
+            # Once per claim: released items (the quota's excess too) may be claimed again;
+            # the last claim ends it.
             assert len(outcomes) == count, (pool.name, outcomes)
             assert outcomes[-1] in ("completed", "failed")
         assert len(pool.claimed) == pool.added == m.initial + m.later  # nothing left behind
