@@ -5,7 +5,7 @@ from dependency_injector import containers, providers
 
 from myapp.data.database import close_session, create_engine, create_session_factory
 from myapp.lifetime import tracked
-from myapp.processing.scope import scoped
+from myapp.processing import scoped
 from myapp.scraping.cookie_keys import find_cookie_key, open_cookie_cipher
 
 

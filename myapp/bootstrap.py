@@ -8,17 +8,31 @@ from typing import Any
 from loguru import logger
 
 from myapp.data.wakeups import EngineWakeups
-from myapp.processing.engine import WorkItemProcessingEngine
-from myapp.processing.errors import ConfigurationError
+from myapp.processing import ConfigurationError, HandlerRegistration, WorkItemProcessingEngine
 from myapp.processing.hosting import BackgroundProcessingService, HostedService
-from myapp.processing.registration import HandlerRegistration
 from myapp.settings import AppSettings, BackgroundProcessingSettings, IngestionServiceSettings
 
 DEFAULT_CONTAINER = "containers:ApplicationContainer"
 
 
 def load_container_class(path: str = DEFAULT_CONTAINER) -> Any:
-    """`module:attribute`, e.g. `mypackage.containers:Container` for a user's own handlers."""
+    """`module:attribute`, e.g. `mypackage.containers:MyProcessing` for a user's own handlers:
+    an application container, or a handlers container that the default application runs
+    (`ApplicationContainer.with_processing`)."""
+    container_class = _import_attribute(path)
+    if _is_handlers_container(container_class):
+        application = _import_attribute(DEFAULT_CONTAINER)
+        return application.with_processing(container_class)
+    return container_class
+
+
+def _is_handlers_container(container_class: Any) -> bool:
+    """A container of registrations (no `processing` of its own to run them in)."""
+    known = getattr(container_class, "providers", {})
+    return "registrations" in known and "processing" not in known
+
+
+def _import_attribute(path: str) -> Any:
     module_name, _, attribute = path.partition(":")
     if not module_name or not attribute:
         raise ConfigurationError("--container", path, "module:ContainerClass")
@@ -34,7 +48,7 @@ def build_container(settings: AppSettings, container_path: str = DEFAULT_CONTAIN
     """The application container, configured; every handler section validated now."""
     container = load_container_class(container_path)()
     container.config.from_dict(settings.model_dump(by_alias=True))
-    names = [r.name for r in registrations(container)]  # validates every handler's section
+    names = [r.name for r in registrations(container)]  # validates every section and wiring
     warn_about_unknown_sections(settings.background_processing.handler_sections(), names)
     return container
 

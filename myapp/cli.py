@@ -31,10 +31,8 @@ from myapp.commands.status import status
 from myapp.commands.trigger import trigger
 from myapp.data.clock_skew import warn_if_clock_skewed
 from myapp.data.errors import DatabaseStartupError
-from myapp.processing.errors import ConfigurationError
+from myapp.processing import ConfigurationError, CycleReport, ProcessorPurpose
 from myapp.processing.hosting import Host, run_one_cycle
-from myapp.processing.report import CycleReport
-from myapp.processing.work_item import ProcessorPurpose
 
 CONFIG_ERROR_EXIT = 2
 DATABASE_ERROR_EXIT = 2
@@ -143,11 +141,12 @@ def handlers(
 ) -> None:
     """List handler registrations: name, purpose, max items per cycle, enabled."""
     context: Context = ctx.obj
-    wanted = [
-        r
-        for r in registrations(context.container)
-        if purpose is None or r.purpose == ProcessorPurpose[purpose.name]
-    ]
+    engine = build_engine(context.container)
+    if purpose is None:
+        wanted = list(engine.registrations)
+    else:  # the seed's query, as the service would answer it
+        names = engine.get_handler_names_by_purpose(ProcessorPurpose[purpose.name])
+        wanted = [r for r in engine.registrations if r.name in names]
     rows = [
         (
             r.name,

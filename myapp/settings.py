@@ -27,15 +27,17 @@ from pydantic.alias_generators import to_pascal
 from pydantic_settings import EnvSettingsSource, NoDecode, SettingsError
 
 from myapp.data.database import DEFAULT_DATABASE_URL, normalize_url
+from myapp.processing import ConfigurationError, IntervalTimeSpan, TimeoutTimeSpan
+from myapp.processing.config_keys import with_field_keys
 from myapp.processing.engine import (
     DEFAULT_HEARTBEAT_INTERVAL,
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_POLL_INTERVAL,
     DEFAULT_SHUTDOWN_TIMEOUT,
 )
-from myapp.processing.errors import NOT_SHOWN, ConfigurationError
+from myapp.processing.errors import NOT_SHOWN
 from myapp.processing.options import MAX_CONCURRENCY_LIMIT
-from myapp.processing.timespan import IntervalTimeSpan, ShutdownTimeSpan, TimeoutTimeSpan
+from myapp.processing.timespan import ShutdownTimeSpan
 from myapp.scraping.cookie_cipher import parse_cookie_keys
 
 DEFAULT_CONFIG_DIR = Path("config")
@@ -68,13 +70,7 @@ class Section(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _match_keys_ignoring_case(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        known = {}
-        for name, field in cls.model_fields.items():
-            known[(field.alias or name).lower()] = field.alias or name
-            known[name.lower()] = field.alias or name
-        return {known.get(str(key).lower(), key): value for key, value in data.items()}
+        return with_field_keys(cls, data)
 
 
 class IngestionServiceSettings(Section):

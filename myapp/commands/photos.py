@@ -8,8 +8,7 @@ import typer
 
 from myapp.cli_context import Context, format_table, prepare_database, run_async
 from myapp.data.models import ProductPhoto
-from myapp.processing.errors import PermanentError
-from myapp.processing.scope import Scope
+from myapp.processing import PermanentError, Scope
 from myapp.vectorization.embeddings import EmbeddingServiceError
 from myapp.vectorization.images import ImageDownloadError
 from myapp.vectorization.query import embed_query_image

@@ -8,11 +8,12 @@ from typing import Annotated, Any, cast
 
 import typer
 
+from myapp.bootstrap import registrations
 from myapp.cli_context import Context, format_table, prepare_database, run_async
 from myapp.data.wakeups import wake_workers
-from myapp.handlers.shein_batch import HANDLER_NAME, SheinOptions
-from myapp.processing.scope import Scope
-from myapp.processing.wiring import handler_options
+from myapp.handlers.shein_batch import SheinBatchHandler, SheinOptions
+from myapp.processing import Scope
+from myapp.processing.wiring import handler_class_of, handler_options
 from myapp.scraping.batches import BatchError, list_batches, requeue_batch, submit_cookie_file
 from myapp.scraping.cookie_cipher import CookieCipher
 from myapp.scraping.cookie_storage import read_and_seal
@@ -46,7 +47,9 @@ def submit(
                 cipher=cipher,
                 max_bytes=max_bytes,
             )
-        await wake_workers(container.database.engine(), HANDLER_NAME)  # scrape it now
+        names: list[str | None] = [*_shein_registration_names(container)]
+        for name in names or [None]:  # scrape it now (None: every handler, if none is Shein's)
+            await wake_workers(container.database.engine(), name)
         return str(batch.id)
 
     try:
@@ -125,5 +128,11 @@ def _cookie_sealing(container: Any) -> tuple[CookieCipher, int]:
     them. Raises `ConfigurationError` (exit 2) when there is no key (PostgreSQL without
     `Secrets:CookieKey`) or the key file is unusable."""
     section = container.config.BackgroundProcessing()
-    options = cast(SheinOptions, handler_options(SheinOptions, section, HANDLER_NAME))
-    return container.database.cookie_cipher(), options.max_cookie_file_bytes
+    names = _shein_registration_names(container)
+    options = handler_options(SheinOptions, section, names[0]) if names else SheinOptions()
+    return container.database.cookie_cipher(), cast(SheinOptions, options).max_cookie_file_bytes
+
+
+def _shein_registration_names(container: Any) -> list[str]:
+    """The names the Shein handler is registered under (the built-in one is `Shein`)."""
+    return [r.name for r in registrations(container) if handler_class_of(r) is SheinBatchHandler]

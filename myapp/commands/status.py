@@ -7,7 +7,7 @@ import typer
 from myapp.cli_context import Context, format_table, prepare_database, run_async
 from myapp.data.models import ProcessingStatus
 from myapp.data.status import TableStatus, table_statuses
-from myapp.processing.scope import Scope
+from myapp.processing import Scope
 
 
 def status(ctx: typer.Context) -> None:

@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, bindparam, exists, select
 from sqlalchemy.sql.expression import Executable
 
-from myapp.processing.claims import ClaimSpec, UtcDateTime, claimable_conditions
+from myapp.processing import ClaimSpec, UtcDateTime
+from myapp.processing.claims import claimable_conditions
 
 NOW = "now"
 

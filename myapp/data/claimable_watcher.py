@@ -44,7 +44,7 @@ from myapp.clock import Clock
 from myapp.data.claimable_probe import NOW, probe_statement
 from myapp.data.database import normalize_url, redact_url
 from myapp.data.wakeups import OnWake, WakeSource
-from myapp.processing.claims import ClaimSpec
+from myapp.processing import ClaimSpec
 from myapp.processing.sql_time import database_time
 
 WAKEUP_CHANNEL = "myapp_wakeup"

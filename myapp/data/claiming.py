@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from myapp.data.models import ProcessingStatus
-from myapp.processing.claim_columns import ClaimColumns
-from myapp.processing.claims import ClaimSpec
+from myapp.processing import ClaimColumns, ClaimSpec
 
 M = TypeVar("M", bound=ClaimColumns)
 

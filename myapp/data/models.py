@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncAttrs
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from myapp.data.types import Embedding, ExactDecimal, Float32Vector, UtcDateTime
-from myapp.processing.claim_columns import ClaimColumns
+from myapp.processing import ClaimColumns
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",

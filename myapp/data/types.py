@@ -11,7 +11,7 @@ import numpy.typing as npt
 from sqlalchemy import Dialect, LargeBinary, Numeric, String
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from myapp.processing.claim_columns import UtcDateTime
+from myapp.processing import UtcDateTime
 
 __all__ = ["EMBEDDING_DTYPE", "Embedding", "ExactDecimal", "Float32Vector", "UtcDateTime"]
 

@@ -8,7 +8,7 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-from myapp.processing.errors import ConfigurationError
+from myapp.processing import ConfigurationError
 
 SETTING = "Database:Migrations"
 ENV_SCRIPT = "env.py"

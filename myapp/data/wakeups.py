@@ -27,9 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from myapp.clock import Clock
 from myapp.data.database import normalize_url
-from myapp.processing.claiming_handler import ClaimingHandler
-from myapp.processing.claims import ClaimSpec
-from myapp.processing.engine import WorkItemProcessingEngine
+from myapp.processing import ClaimingHandler, ClaimSpec, WorkItemProcessingEngine
 
 OnWake = Callable[[str | None], None]
 

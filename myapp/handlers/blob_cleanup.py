@@ -19,14 +19,10 @@ from typing import ClassVar
 from loguru import logger
 from pydantic import Field
 
-from myapp.processing.options import HandlerOptions
-from myapp.processing.timespan import AgeTimeSpan
-from myapp.processing.work_item import ProcessorPurpose
+from myapp.processing import AgeTimeSpan, HandlerOptions
 from myapp.storage.blobs import BlobStore, DeleteOutcome
 from myapp.storage.listing import BlobInfo
 
-HANDLER_NAME = "BlobCleanup"
-PURPOSE = ProcessorPurpose.INTERNAL
 DEFAULT_CONTAINER_NAME = "search-images"
 DEFAULT_MAX_AGE = timedelta(hours=24)
 

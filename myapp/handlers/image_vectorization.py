@@ -29,11 +29,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from myapp.data.claiming import status_claim_spec
 from myapp.data.models import ProcessingStatus, ProductPhoto
-from myapp.processing.claiming_handler import ClaimingHandler
-from myapp.processing.claims import ClaimSpec
-from myapp.processing.options import HandlerOptions
-from myapp.processing.timespan import TimeoutTimeSpan
-from myapp.processing.work_item import BatchResult, ProcessorPurpose
+from myapp.processing import (
+    BatchResult,
+    ClaimingHandler,
+    ClaimSpec,
+    HandlerOptions,
+    TimeoutTimeSpan,
+)
 from myapp.vectorization.batching import EmbeddingBatcher
 from myapp.vectorization.embeddings import Vector
 from myapp.vectorization.images import (
@@ -41,10 +43,6 @@ from myapp.vectorization.images import (
     DEFAULT_MAX_IMAGE_BYTES,
     ImageLoader,
 )
-
-HANDLER_NAME = "ImageVectorization"
-PURPOSE = ProcessorPurpose.INTERNAL
-DEFAULT_MAX_ITEMS_PER_CYCLE = 10
 
 
 class ImageVectorizationOptions(HandlerOptions):

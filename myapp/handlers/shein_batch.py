@@ -24,12 +24,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from myapp.data.claiming import status_claim_spec
 from myapp.data.models import StagingBatch
-from myapp.processing.claiming_handler import ClaimingHandler
-from myapp.processing.claims import ClaimSpec
-from myapp.processing.errors import PermanentError
-from myapp.processing.options import HandlerOptions
-from myapp.processing.timespan import DelayTimeSpan, LeaseTimeSpan, TimeoutTimeSpan
-from myapp.processing.work_item import ProcessorPurpose
+from myapp.processing import (
+    ClaimingHandler,
+    ClaimSpec,
+    DelayTimeSpan,
+    HandlerOptions,
+    LeaseTimeSpan,
+    PermanentError,
+    TimeoutTimeSpan,
+)
 from myapp.scraping import session as scraper_defaults
 from myapp.scraping.batches import BATCH_PROCESSOR_NAME
 from myapp.scraping.cookie_cipher import CookieCipher
@@ -46,9 +49,6 @@ from myapp.scraping.shein import SheinWebScraper
 from myapp.scraping.staging import stage_orders
 from myapp.scraping.urls import Site
 
-HANDLER_NAME = "Shein"
-PURPOSE = ProcessorPurpose.INGESTION
-MAX_ITEMS_PER_CYCLE = 5
 DEFAULT_BASE_URL = "https://shein.com"
 # A batch of a few hundred orders at the default 2 s delay takes minutes; the engine renews it.
 DEFAULT_CLAIM_LEASE = timedelta(minutes=10)

@@ -59,3 +59,11 @@ class ConfigurationError(Exception):
         if first["type"] == "extra_forbidden":
             value, expected = NOT_SHOWN, "no such key (check the spelling)"
         return cls(key or prefix, value, expected)
+
+
+class RegistrationError(ConfigurationError):
+    """A handler registration that cannot run: names the handler and what to do about it."""
+
+    def __init__(self, message: str) -> None:
+        Exception.__init__(self, message)
+        self.key, self.value, self.expected = "", NOT_SHOWN, message

@@ -93,16 +93,11 @@ class Host:
     def __init__(self, services: Sequence[HostedService]) -> None:
         self.services = list(services)
         self._stop = asyncio.Event()
-        self._signals = 0
         self._stopping_task: asyncio.Task[None] | None = None
+        self.request_stop = StopSignals(graceful=self._stop.set, at_once=self._stop_at_once)
 
-    def request_stop(self) -> None:
-        self._signals += 1
-        if self._signals == 1:
-            logger.info("Stopping (send the signal again to stop at once)")
-            self._stop.set()
-        elif self._stopping_task is not None:
-            logger.warning("Stopping at once")
+    def _stop_at_once(self) -> None:
+        if self._stopping_task is not None:
             self._stopping_task.cancel("second signal")
 
     async def run(self) -> None:
@@ -118,7 +113,7 @@ class Host:
                 try:
                     await self._stopping_task
                 except asyncio.CancelledError:
-                    if self._signals < 2:
+                    if not self.request_stop.at_once_requested:
                         raise
 
     async def _stop_all(self, services: list[HostedService]) -> None:
@@ -148,6 +143,32 @@ async def _stop_at_once(service: HostedService) -> None:
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+class StopSignals:
+    """What SIGINT/SIGTERM mean, for the host and for `run --once` alike: the first asks for a
+    graceful stop, the second for a stop at once; more change nothing."""
+
+    def __init__(
+        self, *, graceful: Callable[[], object], at_once: Callable[[], object], what: str = ""
+    ) -> None:
+        self._graceful = graceful
+        self._at_once = at_once
+        self._what = f" {what}" if what else ""
+        self.count = 0
+
+    @property
+    def at_once_requested(self) -> bool:
+        return self.count >= 2
+
+    def __call__(self) -> None:
+        self.count += 1
+        if self.count == 1:
+            logger.info("Stopping{} (send the signal again to stop at once)", self._what)
+            self._graceful()
+        elif self.count == 2:
+            logger.warning("Stopping at once")
+            self._at_once()
+
+
 @contextlib.contextmanager
 def handle_stop_signals(on_signal: Callable[[], None]) -> Iterator[None]:
     """Call `on_signal` on SIGINT/SIGTERM while inside (the caller counts repeats)."""
@@ -165,16 +186,10 @@ async def run_one_cycle(engine: WorkItemProcessingEngine) -> CycleReport:
     """One cycle (`run --once`) that stops like the host: the first signal is a graceful stop
     (unstarted items released), the second cancels what still runs."""
     cycle = asyncio.ensure_future(engine.run_cycle())
-    signals = 0
-
-    def on_signal() -> None:
-        nonlocal signals
-        signals += 1
-        if signals == 1:
-            logger.info("Stopping the cycle (send the signal again to stop at once)")
-            engine.request_stop()
-        else:
-            cycle.cancel("second signal")
-
-    with handle_stop_signals(on_signal):
+    stop = StopSignals(
+        graceful=engine.request_stop,
+        at_once=lambda: cycle.cancel("second signal"),
+        what="the cycle",
+    )
+    with handle_stop_signals(stop):
         return await cycle

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_pascal
 
+from myapp.processing.config_keys import with_field_keys
 from myapp.processing.timespan import IntervalTimeSpan, TimeoutTimeSpan
 
 # Upper bounds so that a typo (a few zeros too many) stops start-up instead of asking for
@@ -34,11 +35,4 @@ class HandlerOptions(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _match_keys_ignoring_case(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        known = {}
-        for name, field in cls.model_fields.items():
-            alias = field.alias or name
-            known[alias.lower()] = alias
-            known[name.lower()] = alias
-        return {known.get(str(key).lower(), key): value for key, value in data.items()}
+        return with_field_keys(cls, data)

@@ -130,7 +130,6 @@ AGE_RANGE = DurationRange(timedelta(minutes=1), timedelta(days=3650))
 
 _AS_TEXT = PlainSerializer(format_timespan, return_type=str, when_used="json")
 
-TimeSpan = Annotated[timedelta, BeforeValidator(parse_timespan), _AS_TEXT]
 NonNegativeTimeSpan = Annotated[
     timedelta, BeforeValidator(parse_timespan), AfterValidator(_non_negative), _AS_TEXT
 ]

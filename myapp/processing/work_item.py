@@ -19,23 +19,13 @@ class WorkItem(Protocol):
 
 
 T = TypeVar("T", bound=WorkItem)
-T_co = TypeVar("T_co", bound=WorkItem, covariant=True)
 T_contra = TypeVar("T_contra", bound=WorkItem, contravariant=True)
 
 
 @runtime_checkable
-class WorkItemSource(Protocol[T_co]):
-    async def fetch_work_items(self, max_items: int) -> Sequence[T_co]: ...
-
-
-@runtime_checkable
-class WorkItemProcessor(Protocol[T_contra]):
-    async def process(self, item: T_contra) -> None: ...
-
-
-@runtime_checkable
 class WorkItemHandler(Protocol[T]):
-    """A source and a processor in one class: the usual shape of a handler."""
+    """Where work items come from and how each is processed: what every handler is. The
+    optional protocols below add to it; the engine checks for each with isinstance."""
 
     async def fetch_work_items(self, max_items: int) -> Sequence[T]: ...
 

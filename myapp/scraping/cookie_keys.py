@@ -20,7 +20,8 @@ from loguru import logger
 from pydantic import SecretStr
 
 from myapp.data.database import normalize_url
-from myapp.processing.errors import NOT_SHOWN, ConfigurationError
+from myapp.processing import ConfigurationError
+from myapp.processing.errors import NOT_SHOWN
 from myapp.scraping.cookie_cipher import (
     COOKIE_KEY_SETTING,
     GENERATE_KEY_COMMAND,

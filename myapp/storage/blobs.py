@@ -25,7 +25,7 @@ from azure.storage.blob.aio import BlobServiceClient, ExponentialRetry
 from loguru import logger
 
 from myapp.lifetime import AsyncClosing
-from myapp.processing.errors import PermanentError
+from myapp.processing import PermanentError
 from myapp.storage.listing import BlobInfo, old_blobs
 from myapp.storage.problems import describe, is_permanent_refusal
 from myapp.storage.undeletable import UndeletableBlobs

@@ -24,7 +24,7 @@ from typing import Protocol
 
 from loguru import logger
 
-from myapp.processing.errors import PermanentError
+from myapp.processing import PermanentError
 from myapp.vectorization.embeddings import Vector
 from myapp.vectorization.images import LoadedImage
 

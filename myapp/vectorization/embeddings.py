@@ -26,7 +26,7 @@ from azure.core.exceptions import AzureError, HttpResponseError
 from azure.core.pipeline.policies import HttpLoggingPolicy, NetworkTraceLoggingPolicy
 
 from myapp.lifetime import AsyncClosing
-from myapp.processing.errors import PermanentError
+from myapp.processing import PermanentError
 from myapp.vectorization.images import LoadedImage
 
 DEFAULT_REQUEST_TIMEOUT = timedelta(seconds=60)

@@ -31,7 +31,7 @@ import httpx
 from azure.core.exceptions import AzureError
 from PIL import Image, UnidentifiedImageError
 
-from myapp.processing.errors import PermanentError
+from myapp.processing import PermanentError
 from myapp.storage.blobs import BLOB_URL_SCHEME, BlobStore, BlobTooLargeError
 from myapp.storage.problems import describe
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from myapp.data.models import ProcessingStatus, utc_now
 from myapp.data.types import Embedding, Float32Vector, UtcDateTime
-from myapp.processing.claim_columns import ClaimColumns
+from myapp.processing import ClaimColumns
 
 
 class DeliveryBase(DeclarativeBase):

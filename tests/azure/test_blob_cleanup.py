@@ -16,8 +16,7 @@ from myapp.handlers.blob_cleanup import (
     BlobCleanupOptions,
     ExpiredBlob,
 )
-from myapp.processing.engine import WorkItemProcessingEngine
-from myapp.processing.registration import HandlerRegistration
+from myapp.processing import HandlerRegistration, WorkItemProcessingEngine
 from myapp.storage.blobs import BlobStore
 from myapp.storage.listing import BlobInfo
 from myapp.storage.undeletable import UndeletableBlobs

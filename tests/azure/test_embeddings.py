@@ -9,7 +9,7 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from myapp.processing.errors import PermanentError
+from myapp.processing import PermanentError
 from myapp.vectorization.batching import EmbeddingBatcher
 from myapp.vectorization.embeddings import AzureImageEmbedder, EmbeddingServiceError
 from myapp.vectorization.images import LoadedImage

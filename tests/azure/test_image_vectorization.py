@@ -12,6 +12,7 @@ import httpx
 import numpy as np
 import pytest
 from azure.storage.blob.aio import BlobServiceClient
+from loguru import logger
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -20,10 +21,8 @@ from myapp.handlers.image_vectorization import (
     ImageVectorizationHandler,
     ImageVectorizationOptions,
 )
-from myapp.processing.engine import WorkItemProcessingEngine
-from myapp.processing.registration import HandlerRegistration
-from myapp.processing.report import CycleReport
-from myapp.processing.scope import scoped
+from myapp.processing import CycleReport, HandlerRegistration, WorkItemProcessingEngine, scoped
+from myapp.processing.log_context import add_work_context
 from myapp.storage.blobs import BlobStore
 from myapp.vectorization.batching import EmbeddingBatcher
 from myapp.vectorization.embeddings import AzureImageEmbedder
@@ -33,6 +32,7 @@ from tests.azure.fake_inference import FakeImageEmbeddingsServer, vector_for
 from tests.azure.peers import ImageServer, ServedFile, make_image
 from tests.data.claim_helpers import database_now, pass_time
 from tests.fixtures.clock import FakeClock
+from tests.fixtures.logs import LogCapture
 
 WORKER = "worker-test-1"
 
@@ -358,6 +358,39 @@ async def test_a_second_registration_vectorizes_another_photo_table(
             np.testing.assert_array_equal(row.embedding, vector_for(content))
         [product] = await vectorization.rows()
         assert product.embedding is None  # the other table was not touched
+
+
+async def test_two_registrations_of_the_handler_log_under_their_own_names(
+    vectorization: Vectorization, logs: LogCapture
+) -> None:
+    from tests.azure.delivery_photos import DeliveryPhoto, delivery_photo_table
+
+    async with delivery_photo_table(vectorization.sessions):
+        delivery_urls, _ = await vectorization.serve(2, prefix="delivery")
+        delivered = await vectorization.add_photos(delivery_urls, model=DeliveryPhoto)
+        product_urls, _ = await vectorization.serve(1, prefix="product")
+        products = await vectorization.add_photos(product_urls)
+        registrations = [
+            HandlerRegistration(
+                lambda model=model: vectorization.handler(scoped(vectorization.sessions), model),
+                name=name,
+            )
+            for name, model in [("DeliveryPhotos", DeliveryPhoto), ("ProductPhotos", ProductPhoto)]
+        ]
+        logger.configure(patcher=add_work_context)  # as configure_logging installs it
+        try:
+            await WorkItemProcessingEngine(registrations, max_concurrency=4).run_cycle()
+        finally:
+            logger.configure(patcher=lambda record: None)
+
+    vectorized = {
+        record.extra["item_id"]: record.extra["handler"]
+        for record in logs.starting_with("Vectorized photo")
+    }
+    assert vectorized == {
+        **{str(photo.id): "DeliveryPhotos" for photo in delivered},
+        **{str(photo.id): "ProductPhotos" for photo in products},
+    }
 
 
 async def test_the_engine_hands_queued_photos_over_as_one_batch_and_a_bad_one_fails_alone(

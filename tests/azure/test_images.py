@@ -9,7 +9,7 @@ import httpx
 import pytest
 from azure.storage.blob.aio import BlobServiceClient
 
-from myapp.processing.errors import PermanentError
+from myapp.processing import PermanentError
 from myapp.storage.blobs import BlobStore
 from myapp.vectorization.images import (
     ImageDownloadError,

@@ -11,8 +11,7 @@ from typing import Any
 
 from loguru import logger
 
-from myapp.processing import HandlerRegistration, WorkItemProcessingEngine
-from myapp.processing.scope import Scope, scoped
+from myapp.processing import HandlerRegistration, Scope, WorkItemProcessingEngine, scoped
 
 REGISTRATIONS = 10
 ITEMS_PER_REGISTRATION = 1_000

@@ -62,11 +62,14 @@ from myapp.data.migrations import upgrade_to_head
 from myapp.data.models import ProductPhoto, StagingBatch
 from myapp.data.sqlite_changes import DEFAULT_POLL_INTERVAL_S as SQLITE_POLL_INTERVAL_S
 from myapp.data.wakeups import EngineWakeups
-from myapp.processing import HandlerRegistration, WorkItemProcessingEngine
-from myapp.processing.claiming_handler import ClaimingHandler
-from myapp.processing.claims import ClaimSpec
+from myapp.processing import (
+    ClaimingHandler,
+    ClaimSpec,
+    HandlerRegistration,
+    WorkItemProcessingEngine,
+    scoped,
+)
 from myapp.processing.engine import DEFAULT_MAX_CONCURRENCY, DEFAULT_POLL_INTERVAL
-from myapp.processing.scope import scoped
 from myapp.processing.timespan import format_timespan
 from tests.benchmarks.table import print_table, row
 from tests.fixtures.database import create_postgres_database, drop_postgres_database

@@ -48,7 +48,7 @@ from myapp.data.claiming import status_claim_spec
 from myapp.data.migrations import upgrade_to_head
 from myapp.data.models import ProductPhoto, StagingBatch
 from myapp.data.sqlite_changes import DEFAULT_POLL_INTERVAL_S, SqliteChangeWatcher
-from myapp.processing.claims import ClaimSpec
+from myapp.processing import ClaimSpec
 from tests.benchmarks.table import print_table, row
 from tests.fixtures.database import create_postgres_database, drop_postgres_database
 

@@ -12,8 +12,8 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from myapp.data.models import ProcessingStatus, ProductPhoto
-from myapp.processing.claim_columns import ClaimColumns
-from myapp.processing.claims import Claims, ClaimSpec, FailOutcome, RetryPolicy
+from myapp.processing import ClaimColumns, ClaimSpec, RetryPolicy
+from myapp.processing.claims import Claims, FailOutcome
 from myapp.processing.sql_time import database_time
 from tests.fixtures.clock import FakeClock
 

@@ -10,10 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from myapp.data.claiming import status_claim_spec
 from myapp.data.models import ProcessingStatus, StagingBatch
-from myapp.processing.claiming_handler import ClaimingHandler
-from myapp.processing.claims import ClaimSpec
-from myapp.processing.errors import PermanentError
-from myapp.processing.work_item import ClaimLifecycle, WorkItemHandler
+from myapp.processing import (
+    ClaimingHandler,
+    ClaimLifecycle,
+    ClaimSpec,
+    PermanentError,
+    WorkItemHandler,
+)
 from tests.fixtures.clock import FakeClock
 
 Factory = async_sessionmaker[AsyncSession]

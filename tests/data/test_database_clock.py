@@ -13,8 +13,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from myapp.data.models import ProductPhoto
-from myapp.processing.claiming_handler import ClaimingHandler
-from myapp.processing.claims import ClaimSpec, RetryPolicy
+from myapp.processing import ClaimingHandler, ClaimSpec, RetryPolicy
 from tests.data.claim_helpers import add_photos, database_now, load, photo_spec
 from tests.fixtures.clock import FakeClock
 

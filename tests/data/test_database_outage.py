@@ -28,12 +28,14 @@ from tenacity import wait_fixed
 from myapp.data import database
 from myapp.data.database import close_session, create_engine, create_session_factory
 from myapp.data.models import ProcessingStatus, ProductPhoto
-from myapp.processing.claiming_handler import ClaimingHandler
-from myapp.processing.claims import ClaimSpec
-from myapp.processing.engine import WorkItemProcessingEngine
+from myapp.processing import (
+    ClaimingHandler,
+    ClaimSpec,
+    HandlerRegistration,
+    WorkItemProcessingEngine,
+    scoped,
+)
 from myapp.processing.hosting import BackgroundProcessingService
-from myapp.processing.registration import HandlerRegistration
-from myapp.processing.scope import scoped
 from myapp.processing.transient import DatabaseOutage
 from tests.data.claim_helpers import add_photos, photo_spec
 from tests.fixtures.clock import FakeClock

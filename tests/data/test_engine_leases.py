@@ -17,11 +17,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from myapp.clock import utc_now
 from myapp.data.database import close_session
 from myapp.data.models import ProcessingStatus, ProductPhoto
-from myapp.processing import HandlerRegistration, WorkItemProcessingEngine
-from myapp.processing.claiming_handler import ClaimingHandler
-from myapp.processing.claims import Claims, ClaimSpec
-from myapp.processing.report import CycleReport
-from myapp.processing.scope import scoped
+from myapp.processing import (
+    ClaimingHandler,
+    ClaimSpec,
+    CycleReport,
+    HandlerRegistration,
+    WorkItemProcessingEngine,
+    scoped,
+)
+from myapp.processing.claims import Claims
 from tests.data.claim_helpers import add_photos, photo_spec
 from tests.fixtures.clock import FakeClock
 

@@ -11,7 +11,8 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from myapp.data.models import ProductPhoto
-from myapp.processing.claims import Claims, ClaimSpec, RetryPolicy
+from myapp.processing import ClaimSpec, RetryPolicy
+from myapp.processing.claims import Claims
 from tests.data.claim_helpers import add_photos, photo_spec
 from tests.data.test_engine_leases import Journal, PhotoHandler, engine_for
 from tests.fixtures.clock import FakeClock

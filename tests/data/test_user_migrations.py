@@ -30,8 +30,8 @@ from myapp.data.migrations import (
 )
 from myapp.data.models import Base
 from myapp.data.user_migrations import SETTING, find_user_migrations
+from myapp.processing import ConfigurationError
 from myapp.processing.claims import Claims
-from myapp.processing.errors import ConfigurationError
 from myapp.settings import load_settings
 from tests.data.version_tables import on_connection, table_names, version_rows
 from tests.fixtures.cli import REPO_ROOT, CliResult, cli_environment, run_myapp

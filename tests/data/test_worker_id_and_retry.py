@@ -8,7 +8,8 @@ import re
 import socket
 from datetime import timedelta
 
-from myapp.processing.claims import ERROR_TEXT_LIMIT, RetryPolicy, error_text
+from myapp.processing import RetryPolicy
+from myapp.processing.claims import ERROR_TEXT_LIMIT, error_text
 from myapp.processing.worker_id import new_worker_id
 
 

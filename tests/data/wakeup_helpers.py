@@ -15,7 +15,7 @@ from sqlalchemy import String
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from myapp.processing.claims import ClaimColumns, ClaimSpec, UtcDateTime
+from myapp.processing import ClaimColumns, ClaimSpec, UtcDateTime
 
 # Generous: timed assertions are flaky on a shared machine; the benchmark holds the real figures.
 WAKE_TIMEOUT_S = 1.0

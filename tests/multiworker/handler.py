@@ -23,11 +23,8 @@ from typing import Any, ClassVar
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from myapp.processing.claiming_handler import ClaimingHandler
-from myapp.processing.claims import ClaimSpec
-from myapp.processing.options import HandlerOptions
+from myapp.processing import BatchResult, ClaimingHandler, ClaimSpec, HandlerOptions
 from myapp.processing.timespan import NonNegativeTimeSpan, PositiveTimeSpan
-from myapp.processing.work_item import BatchResult
 from tests.multiworker.journal import append_event
 from tests.multiworker.models import ProcessCall, WorkRow, work_row_spec
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from myapp.data.claiming import status_claim_spec
 from myapp.data.models import CLAIMABLE_ROWS, ProcessingStatus
-from myapp.processing.claims import ClaimColumns, ClaimSpec, RetryPolicy, UtcDateTime
+from myapp.processing import ClaimColumns, ClaimSpec, RetryPolicy, UtcDateTime
 
 ROWS_TABLE = "multiworker_rows"
 CALLS_TABLE = "process_calls"

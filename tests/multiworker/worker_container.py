@@ -19,8 +19,7 @@ from loguru import logger
 from containers.application import ApplicationContainer
 from containers.processing import ProcessingContainer
 from myapp.clock import Clock, utc_now
-from myapp.processing.wiring import add_handler
-from myapp.processing.work_item import ProcessorPurpose
+from myapp.processing import ProcessorPurpose, add_handler
 from tests.multiworker.handler import (
     BATCH_HANDLER_NAME,
     HANDLER_NAME,

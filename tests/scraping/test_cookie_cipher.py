@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from myapp.processing.errors import ConfigurationError
+from myapp.processing import ConfigurationError
 from myapp.scraping.cookie_cipher import (
     COOKIE_KEY_SETTING,
     CookieCipher,

@@ -21,11 +21,16 @@ from myapp.data.models import (
     StagingPurchaseOrder,
 )
 from myapp.handlers.shein_batch import SheinBatchHandler, SheinOptions
-from myapp.processing.engine import WorkItemProcessingEngine
-from myapp.processing.errors import PermanentError
-from myapp.processing.registration import HandlerRegistration
-from myapp.processing.scope import Scope, scoped
-from myapp.processing.work_item import ClaimLifecycle, ProcessorPurpose, WorkItemHandler
+from myapp.processing import (
+    ClaimLifecycle,
+    HandlerRegistration,
+    PermanentError,
+    ProcessorPurpose,
+    Scope,
+    WorkItemHandler,
+    WorkItemProcessingEngine,
+    scoped,
+)
 from myapp.scraping.errors import PageFetchError
 from tests.data.claim_helpers import database_now, pass_time
 from tests.fixtures.clock import FakeClock

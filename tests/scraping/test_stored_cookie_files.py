@@ -12,7 +12,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from myapp.data.models import ProcessingStatus, StagingBatch
-from myapp.processing.errors import PermanentError
+from myapp.processing import PermanentError
 from myapp.scraping.cookie_cipher import COOKIE_KEY_SETTING, CookieCipher
 from tests.fixtures.clock import FakeClock
 from tests.scraping.at_rest import database_dump, pieces, stored_contents

@@ -21,8 +21,8 @@ from myapp.processing import (
     HandlerOptions,
     HandlerRegistration,
     ProcessorPurpose,
+    add_handler,
 )
-from myapp.processing.wiring import add_handler
 
 ITEM_NAMESPACE = uuid.UUID("6f1c1f3e-8a3d-4c57-9a42-2f1d7f0c0001")
 

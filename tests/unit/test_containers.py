@@ -22,10 +22,10 @@ from myapp.processing import (
     HandlerRegistration,
     ProcessorPurpose,
     WorkItemProcessingEngine,
+    add_handler,
 )
 from myapp.processing.errors import NOT_SHOWN
 from myapp.processing.hosting import BackgroundProcessingService
-from myapp.processing.wiring import add_handler
 from myapp.settings import load_settings
 from tests.fixtures.clock import FakeClock
 from tests.unit.support import HandlerState, Item, items_for, registration

@@ -17,8 +17,7 @@ from hypothesis import strategies as st
 from myapp.handlers.blob_cleanup import BlobCleanupOptions
 from myapp.handlers.image_vectorization import ImageVectorizationOptions
 from myapp.handlers.shein_batch import SheinOptions
-from myapp.processing import ConfigurationError
-from myapp.processing.options import HandlerOptions
+from myapp.processing import ConfigurationError, HandlerOptions
 from myapp.processing.timespan import (
     AGE_RANGE,
     DELAY_RANGE,

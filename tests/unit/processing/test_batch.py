@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from myapp.processing import HandlerRegistration, WorkItemProcessingEngine
-from myapp.processing.work_item import BatchResult
+from myapp.processing import BatchResult, HandlerRegistration, WorkItemProcessingEngine
 from tests.unit.support import ScopeRecorder
 
 

@@ -11,8 +11,8 @@ from myapp.processing import (
     HandlerOptions,
     HandlerRegistration,
     WorkItemProcessingEngine,
+    add_handler,
 )
-from myapp.processing.wiring import add_handler
 from tests.fixtures.logs import LogCapture
 from tests.unit.support import (
     ConcurrencyProbe,

@@ -17,8 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from containers.core import CoreContainer
 from containers.database import DatabaseContainer
-from myapp.processing import HandlerRegistration, Scope, WorkItemProcessingEngine
-from myapp.processing.scope import ScopeError, scoped
+from myapp.processing import (
+    HandlerRegistration,
+    Scope,
+    ScopeError,
+    WorkItemProcessingEngine,
+    scoped,
+)
 from tests.unit.support import Item, items_for
 
 DEADLOCK_GUARD_S = 20

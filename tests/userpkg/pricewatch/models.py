@@ -4,7 +4,7 @@ import uuid
 from decimal import Decimal
 
 from myapp.data.types import ExactDecimal
-from myapp.processing.claim_columns import ClaimColumns
+from myapp.processing import ClaimColumns
 from sqlalchemy import Index, MetaData, String, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
