@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,10 +84,17 @@ class PageRun:
         """In this process (fast), with a fresh namespace: a block imports what it uses."""
         importlib.invalidate_caches()
         code = compile(block.body, block.where, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
-        namespace = {"__name__": "__main__", "__file__": block.where}
-        result = eval(code, namespace)  # the page's own code, as a reader runs it
-        if inspect.iscoroutine(result):
-            asyncio.run(result)
+        script = types.ModuleType("__main__")
+        script.__file__ = block.where
+        # `__main__` is the script while it runs: SQLAlchemy resolves its annotations there.
+        pytests_main = sys.modules["__main__"]
+        sys.modules["__main__"] = script
+        try:
+            result = eval(code, script.__dict__)  # the page's own code, as a reader runs it
+            if inspect.iscoroutine(result):
+                asyncio.run(result)
+        finally:
+            sys.modules["__main__"] = pytests_main
 
     def run_commands(self, block: Block) -> None:
         expected = int(block.options.get("exit") or 0)
