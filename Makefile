@@ -34,7 +34,7 @@ test: install services
 
 # The tests that need no service (no PostgreSQL, Azurite or subprocess), while you work: see
 # tests/fixtures/services.py. Not what CI runs: CI runs `make test`, every test.
-FAST_WORKERS ?= 4
+FAST_WORKERS ?= auto
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest --fast -q -n $(FAST_WORKERS)
 
