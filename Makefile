@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 AZURITE_DIR := tests/azurite
 NPM_STAMP := $(AZURITE_DIR)/node_modules/.installed
 
-.PHONY: install run test lint bench services clean
+.PHONY: install run test test-fast lint bench services clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ services:
 
 test: install services
 	$(BIN)/python -m pytest
+
+# The tests that need no service (no PostgreSQL, Azurite or subprocess), while you work: see
+# tests/fixtures/services.py. Not what CI runs: CI runs `make test`, every test.
+FAST_WORKERS ?= auto
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest --fast -q -n $(FAST_WORKERS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check myapp containers tests

@@ -1,3 +1,3 @@
 """Fixtures shared by the whole suite live in tests/fixtures/ and are registered here."""
 
-pytest_plugins = ["tests.fixtures.database", "tests.fixtures.logs"]
+pytest_plugins = ["tests.fixtures.database", "tests.fixtures.logs", "tests.fixtures.services"]

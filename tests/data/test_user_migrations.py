@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from myapp.processing import ConfigurationError
 from myapp.processing.claims import Claims
 from myapp.settings import load_settings
 from tests.data.version_tables import on_connection, table_names, version_rows
+from tests.docs.markdown import blocks
 from tests.fixtures.cli import REPO_ROOT, CliResult, cli_environment, run_myapp
 
 USER_PACKAGE_ROOT = REPO_ROOT / "tests" / "userpkg"
@@ -51,12 +51,11 @@ SHOWN_FILES = (
     "config/appsettings.json",
     "test_pricewatch_schema.py",
 )
-FENCED_BLOCK = re.compile(r"^```(\w*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 WORKERS = 4
 
 
 def doc_blocks(language: str) -> list[str]:
-    return [body for lang, body in FENCED_BLOCK.findall(DOC.read_text()) if lang == language]
+    return [block.body for block in blocks(DOC) if block.language == language]
 
 
 def shown_output(*, containing: str) -> list[str]:

@@ -1,6 +1,6 @@
 """Continuous mode: refills at the low-water mark, wake-ups, per-handler poll intervals, the spin
 guard, fetch-error backoff, a busy neighbour, graceful drain, and a property over random mixes
-that every claimed item ends exactly once with every cap respected."""
+that every claimed item ends exactly once (a quota's excess too) with every cap respected."""
 
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ class Pool:
     fetch_delay: float = 0.0  # a claim's round trip: the rows are taken, then it returns
     failing: frozenset[int] = frozenset()
     probe: ConcurrencyProbe | None = None
+    excess: int = 0  # claims this many more than asked: the engine truncates and releases them
     queued: deque[Item] = field(default_factory=deque)
     outcomes: dict[uuid.UUID, list[str]] = field(default_factory=dict)
     claimed: Counter[uuid.UUID] = field(default_factory=Counter)
@@ -78,7 +79,8 @@ class PoolHandler:
         pool.fetching += 1
         pool.peak_fetching = max(pool.peak_fetching, pool.fetching)
         try:
-            items = [pool.queued.popleft() for _ in range(min(max_items, len(pool.queued)))]
+            wanted = max_items + pool.excess
+            items = [pool.queued.popleft() for _ in range(min(wanted, len(pool.queued)))]
             pool.claimed.update(item.id for item in items)
             pool.holding += len(items)
             pool.peak_holding = max(pool.peak_holding, pool.holding)
@@ -353,6 +355,7 @@ class Mix:
     failing: frozenset[int]
     trigger: bool
     poll_ms: int
+    excess: int
 
 
 mixes = st.builds(
@@ -366,13 +369,21 @@ mixes = st.builds(
     failing=st.frozensets(st.integers(0, 34), max_size=6),
     trigger=st.booleans(),
     poll_ms=st.sampled_from([20, 3_600_000]),
+    excess=st.sampled_from([0, 0, 1, 5]),
 )
 
 
 async def run_mix(specs: list[Mix], max_concurrency: int) -> tuple[list[Pool], ConcurrencyProbe]:
     probe = ConcurrencyProbe()
     pools = [
-        Pool(f"H{n}", delay=m.delay, fetch_delay=m.fetch_delay, failing=m.failing, probe=probe)
+        Pool(
+            f"H{n}",
+            delay=m.delay,
+            fetch_delay=m.fetch_delay,
+            failing=m.failing,
+            probe=probe,
+            excess=m.excess,
+        )
         for n, m in enumerate(specs)
     ]
     registrations = [
@@ -413,7 +424,8 @@ def test_every_claimed_item_ends_exactly_once_and_no_cap_is_exceeded(
     for pool, m in zip(pools, specs, strict=True):
         for item_id, count in pool.claimed.items():
             outcomes = pool.outcomes[item_id]
-            # Once per claim: released items may be claimed again; the last claim ends it.
+            # Once per claim: released items (the quota's excess too) may be claimed again;
+            # the last claim ends it.
             assert len(outcomes) == count, (pool.name, outcomes)
             assert outcomes[-1] in ("completed", "failed")
         assert len(pool.claimed) == pool.added == m.initial + m.later  # nothing left behind
@@ -422,5 +434,5 @@ def test_every_claimed_item_ends_exactly_once_and_no_cap_is_exceeded(
         if m.cap is not None:
             assert probe.peak_by.get(pool.name, 0) <= m.cap
         assert pool.peak_fetching <= MAX_FETCHES_IN_FLIGHT
-        assert pool.peak_holding < low_water(m.quota) + MAX_FETCHES_IN_FLIGHT * m.quota
+        assert pool.peak_holding < low_water(m.quota) + MAX_FETCHES_IN_FLIGHT * (m.quota + m.excess)
     assert probe.peak <= max_concurrency

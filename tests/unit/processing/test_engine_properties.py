@@ -1,4 +1,5 @@
-"""Property tests: quota truncation, exactly-once processing, concurrency caps, failure isolation.
+"""Property tests: quota truncation, exactly-once processing, concurrency caps, failure isolation,
+and every item a claiming handler returned ending exactly once (the quota's excess released).
 
 Each example runs its own cycle in a fresh event loop (`asyncio.run`); processing yields once
 (`sleep(0)`) so calls overlap without taking wall time.
@@ -19,7 +20,15 @@ from loguru import logger
 
 from myapp.processing import CycleReport, HandlerRegistration, WorkItemProcessingEngine
 from tests.fixtures.logs import LogCapture
-from tests.unit.support import ConcurrencyProbe, FakeHandler, HandlerState, Item, items_for
+from tests.unit.support import (
+    ConcurrencyProbe,
+    FakeClaimHandler,
+    FakeHandler,
+    HandlerState,
+    Item,
+    items_for,
+    registration,
+)
 
 PROPERTY_SETTINGS = settings(
     max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -146,3 +155,103 @@ def test_failures_at_random_positions_never_change_which_other_items_are_process
         assert stats.succeeded == len(expected_successes)
         assert stats.failed == len(kept) - len(expected_successes)
     assert probe.peak <= max_concurrency
+
+
+@dataclass(frozen=True)
+class ClaimSpec:
+    """A claiming handler's fetch: `returned` ids in order, some of them more than once."""
+
+    quota: int
+    returned: tuple[int, ...]
+    failing: frozenset[int]
+    cap: int | None
+
+    @property
+    def distinct(self) -> list[int]:
+        return list(dict.fromkeys(self.returned))
+
+    @property
+    def kept(self) -> list[int]:
+        return self.distinct[: self.quota]
+
+
+@st.composite
+def claim_specs(draw: st.DrawFn) -> ClaimSpec:
+    returned = draw(st.lists(st.integers(0, 30), max_size=40))
+    return ClaimSpec(
+        quota=draw(st.integers(1, 20)),
+        returned=tuple(returned),
+        failing=draw(
+            st.frozensets(st.sampled_from(returned), max_size=6)
+            if returned
+            else st.just(frozenset())
+        ),
+        cap=draw(st.one_of(st.none(), st.integers(1, 4))),
+    )
+
+
+def run_claiming_engine(
+    specs: list[ClaimSpec], max_concurrency: int
+) -> tuple[CycleReport, dict[str, HandlerState]]:
+    states: dict[str, HandlerState] = {}
+    registrations = []
+    for index, spec in enumerate(specs):
+        name = f"C{index}"
+        by_index = {item.index: item for item in items_for(name, 31)}
+
+        async def process(item: Item, spec: ClaimSpec = spec) -> None:
+            await asyncio.sleep(0)
+            if item.index in spec.failing:
+                raise RuntimeError(f"item {item.index} fails")
+
+        state = HandlerState(name, [by_index[n] for n in spec.returned], process_hook=process)
+        states[name] = state
+        registrations.append(
+            registration(
+                state, FakeClaimHandler, max_items_per_cycle=spec.quota, max_concurrency=spec.cap
+            )
+        )
+    engine = WorkItemProcessingEngine(registrations, max_concurrency=max_concurrency)
+
+    async def cycle() -> CycleReport:
+        async with asyncio.timeout(DEADLOCK_GUARD_S):
+            return await engine.run_cycle()
+
+    return asyncio.run(cycle()), states
+
+
+def endings(state: HandlerState) -> Counter[tuple[int, str]]:
+    """(item index, how it ended) for every complete, fail and release call."""
+    ended: Counter[tuple[int, str]] = Counter()
+    for method, *args in state.lifecycle_calls:
+        if method in ("complete", "release"):
+            ended.update((item.index, method) for item in args[0])
+        elif method == "fail":
+            ended[(args[0].index, method)] += 1
+    return ended
+
+
+@PROPERTY_SETTINGS
+@given(specs=st.lists(claim_specs(), min_size=1, max_size=4), max_concurrency=st.integers(1, 8))
+def test_every_item_a_claiming_handler_returned_ends_exactly_once(
+    specs: list[ClaimSpec], max_concurrency: int
+) -> None:
+    """Completed or failed if it was kept, released if the quota dropped it: never twice, never
+    left held, duplicates counted once."""
+    with captured_logs():
+        report, states = run_claiming_engine(specs, max_concurrency)
+
+    for index, spec in enumerate(specs):
+        name = f"C{index}"
+        expected = Counter(
+            {(n, "fail" if n in spec.failing else "complete"): 1 for n in spec.kept}
+            | {(n, "release"): 1 for n in spec.distinct[spec.quota :]}
+        )
+        assert endings(states[name]) == expected, name
+        stats = report.handlers[name]
+        assert stats.truncated == len(spec.distinct) - len(spec.kept)
+        assert stats.duplicates == len(spec.returned) - len(spec.distinct)
+        assert (stats.succeeded, stats.failed) == (
+            sum(n not in spec.failing for n in spec.kept),
+            sum(n in spec.failing for n in spec.kept),
+        )
