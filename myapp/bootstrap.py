@@ -75,13 +75,20 @@ def build_engine(container: Any) -> WorkItemProcessingEngine:
 
 def build_hosted_services(container: Any) -> list[HostedService]:
     """What the host runs: the continuous background processing service, then the wake-ups
-    that tell its handlers about new work (stopped first)."""
+    that tell its handlers about new work (stopped first), then the dashboard when
+    `Dashboard:Enabled` (stopped before the others)."""
     interval = IngestionServiceSettings.model_validate(
         container.config.IngestionService() or {}
     ).poll_interval
     engine = build_engine(container)
     url = container.config.ConnectionStrings.Database()
-    return [
+    services: list[HostedService] = [
         BackgroundProcessingService(engine, poll_interval=interval),
         EngineWakeups(url, engine),
     ]
+    settings = AppSettings.model_validate(container.config() or {})
+    if settings.dashboard.enabled:
+        from myapp.dashboard.service import build_dashboard_service  # FastAPI only when used
+
+        services.append(build_dashboard_service(container, settings))
+    return services

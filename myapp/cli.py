@@ -1,4 +1,5 @@
-"""python -m myapp: run [--once] | handlers | status | db upgrade|stamp | shein ... | photos ..."""
+"""python -m myapp: run [--once] | handlers | status | trigger | dashboard | db upgrade|stamp |
+shein ... | photos ..."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from myapp.cli_context import (
     prepare_database,
     run_async,
 )
+from myapp.commands.dashboard import dashboard
 from myapp.commands.photos import photos_app
 from myapp.commands.shein import shein_app
 from myapp.commands.status import status
@@ -57,6 +59,7 @@ app.add_typer(shein_app, name="shein")
 app.add_typer(photos_app, name="photos")
 app.command()(status)
 app.command()(trigger)
+app.command()(dashboard)
 
 
 class Purpose(StrEnum):
