@@ -8,6 +8,9 @@ float32 numpy array (`Float32Vector`, raw bytes in a BLOB/BYTEA).
 Claimable tables (`StagingBatch`, `ProductPhoto`) carry `ClaimColumns` and a partial index over
 their eligible rows only (status Queued/Started, not deleted), ordered like their claims, so a
 claim stays an index range scan however many finished rows pile up.
+
+The framework's operational tables (`WorkerRow`, `HandlerOutcomeRow`, prefixed `myapp_`) are not
+entities: their keys are a worker id and (handler, minute), with no soft delete or timestamps.
 """
 
 from __future__ import annotations
@@ -17,12 +20,24 @@ import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import Enum, ForeignKey, Index, MetaData, String, Text, UniqueConstraint, func, text
+from sqlalchemy import (
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
 from sqlalchemy.ext.asyncio import AsyncAttrs
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from myapp.data.types import Embedding, ExactDecimal, Float32Vector, UtcDateTime
-from myapp.processing.claim_columns import ClaimColumns
+from myapp.processing.claim_columns import WORKER_ID_LENGTH, ClaimColumns
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -32,6 +47,7 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 STATUS_LENGTH = 20
+HANDLER_NAME_LENGTH = 200
 # The rows a claim can pick: the WHERE of every partial claim index (and repeated in the claim
 # statement, so the planner can prove the index applies).
 CLAIMABLE_ROWS = "status IN ('Queued', 'Started') AND deleted_at IS NULL"
@@ -216,3 +232,57 @@ class ProductPhoto(ClaimColumns, Base):
     vectorized_at: Mapped[datetime | None]
 
     product: Mapped[Product | None] = relationship(back_populates="photos")
+
+
+class OperationalBase(AsyncAttrs, DeclarativeBase):
+    """The framework's own bookkeeping tables: same metadata (one migration history), none of
+    an entity's columns."""
+
+    metadata = Base.metadata
+    type_annotation_map = {datetime: UtcDateTime()}
+
+
+class WorkerRow(OperationalBase):
+    """One running (or lately stopped) worker, refreshed with the lease heartbeat
+    (myapp.data.worker_heartbeat). `last_heartbeat_at` is the database's time; live or not is
+    `myapp.data.worker_liveness.worker_is_live`."""
+
+    __tablename__ = "myapp_workers"
+
+    id: Mapped[str] = mapped_column(String(WORKER_ID_LENGTH), primary_key=True)
+    """The worker id (`core.worker_id`), the one written in `locked_by`."""
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    version: Mapped[str] = mapped_column(String(50))
+    started_at: Mapped[datetime]
+    last_heartbeat_at: Mapped[datetime]
+    stopped_at: Mapped[datetime | None]
+    """Set on a graceful stop; a worker that died keeps None and goes stale."""
+    handlers: Mapped[str] = mapped_column(Text, default="[]")
+    """A JSON array of the names of the handlers this worker runs (enabled ones)."""
+    in_flight: Mapped[int] = mapped_column(Integer, default=0)
+    """Items fetched and not finished (queued in the worker or running) at the last heartbeat."""
+    heartbeat_seconds: Mapped[float] = mapped_column(Float)
+    """How often this worker refreshes its row: a reader decides staleness from it without
+    knowing the worker's settings."""
+
+
+class HandlerOutcomeRow(OperationalBase):
+    """What one handler finished in one minute, summed over every worker (written in batches
+    by myapp.data.outcome_counters). `failed` and `dead_lettered` are disjoint: a failure that
+    ends the item's attempts counts as dead-lettered only."""
+
+    __tablename__ = "myapp_handler_outcomes"
+    # "The last hour, every handler" and the retention's prune read by minute.
+    __table_args__ = (Index("ix_myapp_handler_outcomes_minute", "minute"),)
+
+    handler: Mapped[str] = mapped_column(String(HANDLER_NAME_LENGTH), primary_key=True)
+    minute: Mapped[datetime] = mapped_column(primary_key=True)
+    """The minute's start, UTC."""
+    succeeded: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    dead_lettered: Mapped[int] = mapped_column(Integer, default=0)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    """Items with a duration (succeeded ones): the divisor of `total_duration_ms`."""
+    total_duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    max_duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
