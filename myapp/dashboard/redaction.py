@@ -33,13 +33,13 @@ def secret_values(settings: AppSettings) -> list[str]:
         found.append(str(password))
     blob = settings.connection_strings.blob_storage.get_secret_value()
     found += [blob, *ACCOUNT_KEY.findall(blob)]
-    for secret in (settings.azure_ai.api_key, settings.secrets.cookie_key, settings.dashboard.token):
+    keys = (settings.azure_ai.api_key, settings.secrets.cookie_key, settings.dashboard.token)
+    for secret in keys:
         if secret is not None:
             value = secret.get_secret_value()
             found += [value, *value.split(",")]
-    return sorted({v.strip() for v in found if len(v.strip()) >= MIN_SECRET_LENGTH}, key=len)[
-        ::-1
-    ]
+    kept = {value.strip() for value in found if len(value.strip()) >= MIN_SECRET_LENGTH}
+    return sorted(kept, key=len, reverse=True)
 
 
 class RedactSecrets:
@@ -69,7 +69,9 @@ class RedactSecrets:
                 return
             assert start is not None
             cleaned = self.redact(bytes(body))
-            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+            headers = [
+                (k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"
+            ]
             headers.append((b"content-length", str(len(cleaned)).encode()))
             await send({**start, "headers": headers})
             await send({"type": "http.response.body", "body": cleaned})
