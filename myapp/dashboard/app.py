@@ -22,7 +22,7 @@ from myapp.dashboard.guard_middleware import Authenticate, SecurityHeaders
 from myapp.dashboard.redaction import RedactSecrets, secret_values
 from myapp.dashboard.security import Guard
 from myapp.data.database import redact_url
-from myapp.processing.registration import HandlerRegistration
+from myapp.operations.registry import RegisteredHandler, registered_handlers
 from myapp.settings import AppSettings, DashboardSettings
 
 HERE = Path(__file__).parent
@@ -31,7 +31,7 @@ LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
 TITLE = "myapp dashboard"
 
 
-@dataclass(frozen=True)
+@dataclass
 class Dashboard:
     """What every route reads: the container's handlers and database, and the guard."""
 
@@ -39,6 +39,13 @@ class Dashboard:
     settings: AppSettings
     options: DashboardSettings
     guard: Guard
+    _handlers: list[RegisteredHandler] | None = None
+
+    async def handlers(self) -> list[RegisteredHandler]:
+        """Every registration with its claim spec, found once (they are fixed at start-up)."""
+        if self._handlers is None:
+            self._handlers = await registered_handlers(registrations(self.container))
+        return self._handlers
 
     @property
     def read_only(self) -> bool:
@@ -47,10 +54,6 @@ class Dashboard:
     @property
     def database(self) -> str:
         return redact_url(self.settings.connection_strings.database)
-
-    @property
-    def registrations(self) -> list[HandlerRegistration]:
-        return registrations(self.container)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

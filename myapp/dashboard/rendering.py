@@ -16,6 +16,21 @@ TEMPLATES.env.globals["outcome_chart"] = outcome_chart
 TEMPLATES.env.globals["CSRF_FIELD"] = CSRF_FIELD
 
 
+def duration(seconds: float) -> str:
+    """`42 s`, `7 min`, `3 h 5 min`, `2 d 4 h`: how long ago, at a glance."""
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min"
+    if whole < 86400:
+        return f"{whole // 3600} h {whole % 3600 // 60} min"
+    return f"{whole // 86400} d {whole % 86400 // 3600} h"
+
+
+TEMPLATES.env.filters["duration"] = duration
+
+
 def render(
     request: Request, template: str, context: dict[str, Any], status_code: int = 200
 ) -> Response:

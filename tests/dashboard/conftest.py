@@ -1,0 +1,68 @@
+"""A dashboard over a database of each kind, with a user's own table (chores) registered beside
+the built-in handlers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from myapp.bootstrap import build_container
+from myapp.dashboard.app import create_app
+from myapp.data.database import create_engine
+from myapp.settings import AppSettings, load_settings
+from tests.dashboard.chores import CONTAINER, create_chores_table
+
+BASE_URL = "http://127.0.0.1"
+
+
+def write_settings(config_dir: Path, db_url: str, **dashboard: Any) -> AppSettings:
+    document = {
+        "ConnectionStrings": {"Database": db_url},
+        "Database": {"MigrateOnStartup": False},
+        "Dashboard": dashboard,
+    }
+    config_dir.mkdir(parents=True, exist_ok=True)
+    (config_dir / "appsettings.json").write_text(json.dumps(document))
+    return load_settings(config_dir=config_dir)
+
+
+@pytest.fixture
+async def chores_url(db_url: str) -> str:
+    """`db_url` with the user's chores table made."""
+    engine = create_engine(db_url)
+    try:
+        await create_chores_table(engine)
+    finally:
+        await engine.dispose()
+    return db_url
+
+
+MakeApp = Callable[..., FastAPI]
+
+
+@pytest.fixture
+async def make_app(chores_url: str, tmp_path: Path) -> AsyncIterator[MakeApp]:
+    """`make_app(Token=..., ReadOnly=...)`: the dashboard app with those Dashboard settings."""
+    containers: list[Any] = []
+
+    def make(**dashboard: Any) -> FastAPI:
+        settings = write_settings(tmp_path / f"config{len(containers)}", chores_url, **dashboard)
+        container = build_container(settings, CONTAINER)
+        containers.append(container)
+        return create_app(container, settings)
+
+    yield make
+    for container in containers:
+        await container.core.lifetime().aclose()
+
+
+def client_for(app: FastAPI, **options: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url=BASE_URL, **options
+    )
