@@ -1,7 +1,8 @@
 """Outcome charts as inline SVG, drawn on the server: no JavaScript, no chart library.
 
 One bar per bucket: succeeded (green) below, failed and dead-lettered (red) stacked on top, a
-tooltip (`<title>`) with the figures, the tallest bar's total on the axis."""
+tooltip (`<title>`) with the figures. The SVG stretches to the card's width; its labels (the
+first and last bucket, the tallest bar's total) are HTML beneath it, so they never stretch."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from markupsafe import Markup, escape
 BAR_WIDTH = 6
 GAP = 1
 HEIGHT = 60
-AXIS = 14
 
 
 class Bucket(Protocol):
@@ -36,21 +36,21 @@ def outcome_chart(buckets: Sequence[Bucket], title: str, time_format: str = "%H:
     scale = HEIGHT / max(tallest, 1)
     width = max(len(buckets), 1) * (BAR_WIDTH + GAP)
     parts = [
-        f'<svg class="chart" viewBox="0 0 {width} {HEIGHT + AXIS}" role="img" '
-        f'preserveAspectRatio="none" aria-label="{escape(title)}">',
+        '<figure class="chart">',
+        f'<svg viewBox="0 0 {width} {HEIGHT}" role="img" preserveAspectRatio="none" '
+        f'aria-label="{escape(title)}">',
         f"<title>{escape(title)}</title>",
         f'<line class="axis" x1="0" y1="{HEIGHT}" x2="{width}" y2="{HEIGHT}"/>',
     ]
     for index, bucket in enumerate(buckets):
         parts.append(_bar(bucket, index * (BAR_WIDTH + GAP), scale, time_format))
+    parts.append("</svg><figcaption>")
     if buckets:
         first, last = buckets[0].start, buckets[-1].start
-        parts += [
-            f'<text class="label" x="0" y="{HEIGHT + AXIS - 2}">{first:{time_format}}</text>',
-            f'<text class="label end" x="{width}" y="{HEIGHT + AXIS - 2}" '
-            f'text-anchor="end">{last:{time_format}}</text>',
-        ]
-    parts += [f'<text class="label" x="1" y="9">{tallest}</text>', "</svg>"]
+        parts.append(f"<span>{first:{time_format}}</span>")
+        parts.append(f'<span class="peak">peak {tallest:,}</span>')
+        parts.append(f"<span>{last:{time_format}}</span>")
+    parts.append("</figcaption></figure>")
     return Markup("".join(parts))
 
 

@@ -4,18 +4,21 @@ the built-in handlers."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from playwright.async_api import Page
 
 from myapp.bootstrap import build_container
 from myapp.dashboard.app import create_app
+from myapp.dashboard.service import DashboardService
 from myapp.data.database import create_engine
 from myapp.settings import AppSettings, load_settings
+from tests.dashboard.browser import chromium_page
 from tests.dashboard.chores import CONTAINER, create_chores_table
 
 BASE_URL = "http://127.0.0.1"
@@ -63,6 +66,30 @@ async def make_app(chores_url: str, tmp_path: Path) -> AsyncIterator[MakeApp]:
 
 
 def client_for(app: FastAPI, **options: Any) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url=BASE_URL, **options
-    )
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL, **options)
+
+
+@pytest.fixture
+async def page(tmp_path: Path) -> AsyncIterator[Page]:
+    async with chromium_page(tmp_path / "chromium-profile") as opened:
+        yield opened
+
+
+Serve = Callable[..., Awaitable[str]]
+
+
+@pytest.fixture
+async def serve(make_app: MakeApp) -> AsyncIterator[Serve]:
+    """`await serve(Token=...)`: the dashboard listening on a free loopback port; its URL."""
+    services: list[DashboardService] = []
+
+    async def start(**dashboard: Any) -> str:
+        app = make_app(Port=0, **dashboard)
+        service = DashboardService(app, app.state.dashboard.options)
+        await service.start()
+        services.append(service)
+        return service.url
+
+    yield start
+    for service in services:
+        await service.stop()

@@ -55,3 +55,31 @@ async def seed_chores(
         if rows:
             await connection.execute(insert(Chore), rows)
     return seeded
+
+
+async def seed_outcomes(engine: AsyncEngine, handler: str, now: datetime) -> None:
+    """A day and a half of per-minute outcome counters with a daily rhythm and some failures,
+    as the workers would have written them."""
+    from myapp.data.models import HandlerOutcomeRow
+
+    minute = now.replace(second=0, microsecond=0)
+    rows = []
+    for ago in range(0, 36 * 60, 3):
+        at = minute - timedelta(minutes=ago)
+        busy = 4 + (at.hour * 7 + at.minute) % 9
+        failed = 1 if at.minute % 17 == 0 else 0
+        dead = 1 if at.minute % 43 == 0 else 0
+        rows.append(
+            {
+                "handler": handler,
+                "minute": at,
+                "succeeded": busy,
+                "failed": failed,
+                "dead_lettered": dead,
+                "count": busy,
+                "total_duration_ms": busy * 12.5,
+                "max_duration_ms": 40.0,
+            }
+        )
+    async with engine.begin() as connection:
+        await connection.execute(insert(HandlerOutcomeRow), rows)

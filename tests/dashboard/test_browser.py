@@ -1,0 +1,91 @@
+"""The dashboard in a real browser (Chromium via Playwright), on SQLite and PostgreSQL: the
+overview, a handler's failed items filtered and searched, requeueing one and all, and a
+running worker processing what was requeued."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from playwright.async_api import Page, expect
+
+from myapp.data.database import create_engine
+from tests.dashboard.browser import screenshot
+from tests.dashboard.chores import HANDLER
+from tests.dashboard.conftest import Serve
+from tests.dashboard.seeding import Seeded, seed_chores, seed_outcomes
+
+ERRORS = [
+    "ValueError: price page returned 503 for sku-17",
+    "TimeoutError: competitor site timed out after 30 s",
+    "KeyError: 'price' missing from the product JSON",
+]
+
+
+async def seeded(url: str) -> Seeded:
+    engine = create_engine(url)
+    try:
+        found = await seed_chores(engine, completed=40, failed=ERRORS, queued=0)
+        await seed_outcomes(engine, HANDLER, datetime.now(UTC))
+    finally:
+        await engine.dispose()
+    return found
+
+
+async def test_the_overview_shows_every_handler(page: Page, serve: Serve, chores_url: str) -> None:
+    await seeded(chores_url)
+    url = await serve()
+
+    await page.goto(url)
+
+    for name in ("Shein", "ImageVectorization", "BlobCleanup", HANDLER):
+        await expect(page.locator(f'[data-handler="{name}"]')).to_be_visible()
+    chores = page.locator(f'[data-handler="{HANDLER}"]')
+    await expect(chores.locator(".count-completed b")).to_have_text("40")
+    await expect(chores.locator(".count-failed b")).to_have_text("3")
+    await expect(chores.locator(".last-error")).to_contain_text(ERRORS[0].split(":")[0])
+    await expect(chores.locator("figure.chart svg")).to_have_count(2)
+    await expect(chores.locator("figure.chart svg rect.ok").first).to_be_attached()
+    vectorization = page.locator('[data-handler="ImageVectorization"]')
+    await expect(vectorization).to_contain_text("disabled")
+    await expect(vectorization.locator(".why").first).to_contain_text("AzureAI")
+    await screenshot(page, "dashboard-overview")
+
+
+async def test_filter_failed_search_the_error_and_requeue_one_then_all(
+    page: Page, serve: Serve, chores_url: str
+) -> None:
+    seeded_rows = await seeded(chores_url)
+    url = await serve()
+    await page.goto(url)
+
+    await page.locator(f'[data-handler="{HANDLER}"] .count-failed a').click()
+    rows = page.locator("table.items tbody tr[data-id]")
+    await expect(rows).to_have_count(3)
+    for state in await rows.evaluate_all("rows => rows.map(r => r.dataset.state)"):
+        assert state == "failed"
+
+    await page.fill("#search", "timed out")
+    await page.get_by_role("button", name="Filter").click()
+    await expect(rows).to_have_count(1)
+    await expect(rows.first.locator("td.error")).to_contain_text("competitor site timed out")
+    await screenshot(page, "dashboard-items")
+
+    timed_out = next(id for id, error in seeded_rows.failed.items() if "timed out" in error)
+    await rows.first.locator("td a").first.click()
+    await expect(page.locator("dl.detail")).to_contain_text("5 of 5")
+    await expect(page.locator("pre.error")).to_have_text(ERRORS[1])
+    await screenshot(page, "dashboard-item")
+    await page.get_by_role("button", name="Requeue").click()
+    await expect(page.locator(".notice")).to_have_text(f"Requeued 1 item(s) of {HANDLER}.")
+    await expect(page.locator("#item-state")).to_have_text("queued")
+    await expect(page.locator("dl.detail")).to_contain_text("0 of 5")
+    assert str(timed_out) in page.url
+
+    await page.goto(f"{url}/handlers/{HANDLER}?status=failed")
+    await expect(rows).to_have_count(2)
+    await page.get_by_role("button", name="Requeue all failed").click()
+    await expect(page.locator(".notice")).to_have_text(f"Requeued 2 item(s) of {HANDLER}.")
+    await page.goto(f"{url}/handlers/{HANDLER}?status=failed")
+    await expect(rows).to_have_count(0)
+    await page.goto(f"{url}/handlers/{HANDLER}?status=queued")
+    await expect(rows).to_have_count(3)
