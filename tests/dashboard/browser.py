@@ -27,15 +27,19 @@ SCREENSHOTS_VARIABLE = "MYAPP_SCREENSHOTS"
 VIEWPORT = {"width": 1280, "height": 860}
 
 
-@asynccontextmanager
-async def chromium_page(profile: Path) -> AsyncIterator[Page]:
-    """A page in a fresh Chromium profile, closed afterwards."""
+def require_chromium() -> None:
     if not CHROMIUM.exists():
         pytest.fail(
             f"{CHROMIUM} is missing: the browser tests need Debian's chromium package "
             "(`make test` installs it: apt-get install chromium)",
             pytrace=False,
         )
+
+
+@asynccontextmanager
+async def chromium_page(profile: Path) -> AsyncIterator[Page]:
+    """A page in a fresh Chromium profile, closed afterwards."""
+    require_chromium()
     async with async_playwright() as playwright:
         context = await playwright.chromium.launch_persistent_context(
             str(profile),
@@ -55,5 +59,5 @@ async def screenshot(page: Page, name: str) -> None:
     """Save the page as $MYAPP_SCREENSHOTS/<name>.png when that variable is set."""
     directory = os.environ.get(SCREENSHOTS_VARIABLE)
     if directory:
-        Path(directory).mkdir(parents=True, exist_ok=True)
+        os.makedirs(directory, exist_ok=True)
         await page.screenshot(path=str(Path(directory) / f"{name}.png"), full_page=True)
