@@ -122,6 +122,10 @@ def run(
 
 async def _run(context: Context, once: bool) -> CycleReport | None:
     container = context.container
+    if not once and context.settings.dashboard.enabled:
+        from myapp.dashboard.binding import check_bind
+
+        check_bind(context.settings.dashboard)  # refused before anything starts: one line
     await prepare_database(context)
     await warn_if_clock_skewed(container.database.engine(), container.core.clock())
     logger.info("Worker {} starting", container.core.worker_id())
