@@ -4,15 +4,21 @@ running worker processing what was requeued."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
-from playwright.async_api import Page, expect
+from playwright.async_api import Locator, Page, expect
 
 from myapp.data.database import create_engine
 from tests.dashboard.browser import screenshot
 from tests.dashboard.chores import HANDLER
 from tests.dashboard.conftest import Serve
 from tests.dashboard.seeding import Seeded, seed_chores, seed_outcomes
+from tests.dashboard.worker import running_worker
+
+WORKER_WAIT_S = 60
 
 ERRORS = [
     "ValueError: price page returned 503 for sku-17",
@@ -89,3 +95,45 @@ async def test_filter_failed_search_the_error_and_requeue_one_then_all(
     await expect(rows).to_have_count(0)
     await page.goto(f"{url}/handlers/{HANDLER}?status=queued")
     await expect(rows).to_have_count(3)
+
+
+async def reload_until(page: Page, url: str, done: Callable[[], Awaitable[bool]]) -> None:
+    """Reload `url` until `done()`: a bounded wait for a worker in another process."""
+    async with asyncio.timeout(WORKER_WAIT_S):
+        while True:
+            await page.goto(url)
+            if await done():
+                return
+            await asyncio.sleep(0.25)
+
+
+async def test_requeued_items_and_run_now_are_processed_by_a_running_worker(
+    page: Page, serve: Serve, chores_url: str, tmp_path: Path
+) -> None:
+    engine = create_engine(chores_url)
+    seeded_rows = await seed_chores(engine, completed=2, failed=ERRORS)
+    await engine.dispose()
+    url = await serve()
+
+    async with running_worker(tmp_path / "worker", chores_url) as log:
+        await page.goto(url)
+        card = page.locator(f'[data-handler="{HANDLER}"]')
+        await card.get_by_role("button", name="Requeue all failed").click()
+        await expect(page.locator(".notice")).to_have_text(f"Requeued 3 item(s) of {HANDLER}.")
+        await page.get_by_role("button", name="Run now").click()
+        await expect(page.locator(".notice")).to_have_text(
+            f"Woke the workers: {HANDLER} fetches now."
+        )
+
+        rows = page.locator("table.items tbody tr[data-id]")
+        completed = f"{url}/handlers/{HANDLER}?status=completed"
+        await reload_until(page, completed, lambda: _has_count(rows, 5))
+        shown = set(await rows.evaluate_all("rows => rows.map(r => r.dataset.id)"))
+        assert {str(id) for id in seeded_rows.failed} <= shown
+        await page.goto(f"{url}/workers")
+        await screenshot(page, "dashboard-workers")
+    assert any("Worker" in line and "starting" in line for line in log)
+
+
+async def _has_count(rows: Locator, count: int) -> bool:
+    return await rows.count() == count
