@@ -24,10 +24,14 @@ from tests.dashboard.chores import CONTAINER, create_chores_table
 BASE_URL = "http://127.0.0.1"
 
 
-def write_settings(config_dir: Path, db_url: str, **dashboard: Any) -> AppSettings:
+def write_settings(
+    config_dir: Path, db_url: str, extra: dict[str, Any] | None = None, **dashboard: Any
+) -> AppSettings:
+    """appsettings.json for `db_url` with these `Dashboard` keys and `extra` sections."""
     document = {
         "ConnectionStrings": {"Database": db_url},
         "Database": {"MigrateOnStartup": False},
+        **(extra or {}),
         "Dashboard": dashboard,
     }
     config_dir.mkdir(parents=True, exist_ok=True)
@@ -51,11 +55,14 @@ MakeApp = Callable[..., FastAPI]
 
 @pytest.fixture
 async def make_app(chores_url: str, tmp_path: Path) -> AsyncIterator[MakeApp]:
-    """`make_app(Token=..., ReadOnly=...)`: the dashboard app with those Dashboard settings."""
+    """`make_app(Token=..., ReadOnly=...)`: the dashboard app with those Dashboard settings
+    (`make_app(extra={...}, ...)` adds other sections; ConnectionStrings:Database overrides
+    the test's database URL)."""
     containers: list[Any] = []
 
-    def make(**dashboard: Any) -> FastAPI:
-        settings = write_settings(tmp_path / f"config{len(containers)}", chores_url, **dashboard)
+    def make(extra: dict[str, Any] | None = None, **dashboard: Any) -> FastAPI:
+        config_dir = tmp_path / f"config{len(containers)}"
+        settings = write_settings(config_dir, chores_url, extra, **dashboard)
         container = build_container(settings, CONTAINER)
         containers.append(container)
         return create_app(container, settings)
@@ -83,8 +90,8 @@ async def serve(make_app: MakeApp) -> AsyncIterator[Serve]:
     """`await serve(Token=...)`: the dashboard listening on a free loopback port; its URL."""
     services: list[DashboardService] = []
 
-    async def start(**dashboard: Any) -> str:
-        app = make_app(Port=0, **dashboard)
+    async def start(extra: dict[str, Any] | None = None, **dashboard: Any) -> str:
+        app = make_app(extra, Port=0, **dashboard)
         service = DashboardService(app, app.state.dashboard.options)
         await service.start()
         services.append(service)

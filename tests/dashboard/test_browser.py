@@ -137,3 +137,24 @@ async def test_requeued_items_and_run_now_are_processed_by_a_running_worker(
 
 async def _has_count(rows: Locator, count: int) -> bool:
     return await rows.count() == count
+
+
+async def test_a_post_without_its_csrf_token_is_refused(
+    page: Page, serve: Serve, chores_url: str
+) -> None:
+    seeded_rows = await seeded(chores_url)
+    url = await serve()
+    await page.goto(f"{url}/handlers/{HANDLER}?status=failed")
+    row = page.locator("table.items tbody tr[data-id]").first
+    await row.locator("input[name=csrf_token]").evaluate("input => input.remove()")
+
+    async with page.expect_response(lambda r: r.request.method == "POST") as posted:
+        await row.get_by_role("button", name="Requeue").click()
+
+    response = await posted.value
+    assert response.status == 403
+    await expect(page.locator("body")).to_contain_text("CSRF token missing or invalid")
+    await page.goto(f"{url}/handlers/{HANDLER}?status=failed")
+    await expect(page.locator("table.items tbody tr[data-id]")).to_have_count(
+        len(seeded_rows.failed)
+    )

@@ -19,9 +19,7 @@ START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 30
 
 
-@asynccontextmanager
-async def running_worker(config_dir: Path, db_url: str) -> AsyncIterator[list[str]]:
-    """A worker running the chores handler alone, until the block ends; yields its log lines."""
+def write_worker_settings(config_dir: Path, db_url: str) -> None:
     config_dir.mkdir(parents=True, exist_ok=True)
     document = {
         "ConnectionStrings": {"Database": db_url},
@@ -29,6 +27,12 @@ async def running_worker(config_dir: Path, db_url: str) -> AsyncIterator[list[st
         "BackgroundProcessing": {"Shein": {"Enabled": False}, "BlobCleanup": {"Enabled": False}},
     }
     (config_dir / "appsettings.json").write_text(json.dumps(document))
+
+
+@asynccontextmanager
+async def running_worker(config_dir: Path, db_url: str) -> AsyncIterator[list[str]]:
+    """A worker running the chores handler alone, until the block ends; yields its log lines."""
+    write_worker_settings(config_dir, db_url)
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
