@@ -8,11 +8,11 @@ browser session, the `X-CSRF-Token` header (GET /api/csrf gives it, with its coo
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Annotated, Any
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from starlette.responses import JSONResponse
 
 from myapp.dashboard.actions import require_action_allowed
@@ -34,6 +34,8 @@ from myapp.operations.requeue import RequeueResult, requeue
 from myapp.operations.states import ItemState
 from myapp.operations.workers import WorkerInfo, list_workers
 
+MAX_REQUEUE_IDS = 10_000
+
 
 class Problem(BaseModel):
     detail: Any
@@ -51,18 +53,29 @@ api = APIRouter(prefix="/api", responses={401: REFUSALS[401]})
 Action = Depends(require_action_allowed)
 
 
-class RequeueRequest(BaseModel):
-    ids: list[uuid.UUID] | None = Field(None, max_length=10_000, description="Rows to requeue.")
-    failed: bool = Field(False, description="Requeue every failed (dead-lettered) row.")
-    failed_since: datetime | None = Field(
-        None, description="Only failed rows updated since then (implies failed)."
-    )
+class RequeueIds(BaseModel):
+    """These rows, in whatever state (a completed row runs again), unless a worker holds them."""
 
-    @model_validator(mode="after")
-    def _one_selection(self) -> RequeueRequest:
-        if (self.ids is None) == (not (self.failed or self.failed_since is not None)):
-            raise ValueError("give ids, or failed (with or without failed_since), not both")
-        return self
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[uuid.UUID] = Field(min_length=1, max_length=MAX_REQUEUE_IDS)
+
+
+class RequeueFailed(BaseModel):
+    """Every failed (dead-lettered) row, or those updated since `failed_since`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    failed: Literal[True]
+    failed_since: AwareDatetime | None = None
+
+    @field_validator("failed_since")
+    @classmethod
+    def _in_utc(cls, moment: datetime | None) -> datetime | None:
+        try:
+            return None if moment is None else moment.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("a moment that exists in UTC") from None
 
 
 class Woken(BaseModel):
@@ -139,13 +152,17 @@ async def get_item(request: Request, name: str, item_id: uuid.UUID) -> Item:
     responses=ACTION_REFUSALS,
     dependencies=[Action],
 )
-async def post_requeue(request: Request, name: str, body: RequeueRequest) -> RequeueResult:
+async def post_requeue(
+    request: Request, name: str, body: RequeueIds | RequeueFailed
+) -> RequeueResult:
     """Back to queued with attempts reset, never a row a live worker holds (those are listed
     in `held`); then the workers are woken."""
     dashboard = dashboard_of(request)
     handler = await table_handler_named(dashboard, name)
     async with dashboard.session() as session:
-        return await requeue(session, handler, body.ids, body.failed_since, failed=body.failed)
+        if isinstance(body, RequeueIds):
+            return await requeue(session, handler, body.ids)
+        return await requeue(session, handler, failed_since=body.failed_since, failed=True)
 
 
 @api.post(
