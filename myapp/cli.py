@@ -1,5 +1,5 @@
-"""python -m myapp: run [--once] | handlers | status | trigger | dashboard | db upgrade|stamp |
-shein ... | photos ..."""
+"""python -m myapp: run [--once] | handlers | status | items | requeue | health | workers |
+trigger | dashboard | db upgrade|stamp | shein ... | photos ..."""
 
 from __future__ import annotations
 
@@ -27,10 +27,14 @@ from myapp.cli_context import (
     run_async,
 )
 from myapp.commands.dashboard import dashboard
+from myapp.commands.health import health
+from myapp.commands.items import items
 from myapp.commands.photos import photos_app
+from myapp.commands.requeue import requeue_command
 from myapp.commands.shein import shein_app
 from myapp.commands.status import status
 from myapp.commands.trigger import trigger
+from myapp.commands.workers import workers
 from myapp.data.clock_skew import warn_if_clock_skewed
 from myapp.data.errors import DatabaseStartupError
 from myapp.processing.errors import ConfigurationError
@@ -59,6 +63,11 @@ app.add_typer(shein_app, name="shein")
 app.add_typer(photos_app, name="photos")
 app.command()(status)
 app.command()(trigger)
+# The operator's view: read only, except requeue (docs/operations.md).
+app.command()(items)
+app.command("requeue")(requeue_command)
+app.command()(health)
+app.command()(workers)
 app.command()(dashboard)
 
 

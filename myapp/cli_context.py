@@ -7,15 +7,19 @@ import asyncio
 import copy
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from typer.core import TyperGroup
 
 from myapp.bootstrap import build_container
-from myapp.data.errors import database_startup
+from myapp.data.errors import DatabaseStartupError, database_startup
 from myapp.logs import configure_logging
 from myapp.settings import AppSettings, load_settings
+
+if TYPE_CHECKING:
+    from myapp.operations.registry import RegisteredHandler
+    from myapp.operations.schema import SchemaState
 
 T = TypeVar("T")
 # The root's options a user may also give after the command (`run --once --container X`), and
@@ -100,6 +104,48 @@ async def prepare_database(context: Context) -> None:
             await upgrade_to_head(url, context.settings.database.migrations)
         else:
             await check_connection(context.container.database.engine())
+
+
+async def check_database(context: Context) -> SchemaState:
+    """Read-only commands' first connection: the database answers, and its schema is reported,
+    never migrated (nor a missing SQLite file created). One that cannot be used raises
+    DatabaseStartupError, as `prepare_database` does."""
+    from myapp.data.database import normalize_url
+    from myapp.operations.schema import missing_sqlite_file, schema_state
+
+    url = context.settings.connection_strings.database
+    with database_startup(url):
+        missing_sqlite_file(normalize_url(url))
+        return await schema_state(context.container.database.engine())
+
+
+class SchemaNotCurrentError(DatabaseStartupError):
+    """A read-only command that needs our newest tables met another schema."""
+
+
+async def require_current_schema(context: Context) -> None:
+    """`check_database`, and a schema at our newest revision: else SchemaNotCurrentError (one
+    line, exit 2). For read-only commands that read our tables."""
+    from myapp.data.database import redact_url
+
+    schema = await check_database(context)
+    if not schema.at_head:
+        url = redact_url(context.settings.connection_strings.database)
+        raise SchemaNotCurrentError(f"Database {url}: {schema.describe()}")
+
+
+async def operated_handlers(context: Context) -> list[RegisteredHandler]:
+    """Every registered handler with its claim spec, built without opening anything a handler
+    holds: the cookie cipher would create its key file on SQLite, and a read-only command
+    creates nothing."""
+    from dependency_injector import providers
+
+    from myapp.bootstrap import registrations
+    from myapp.operations.registry import registered_handlers
+
+    container = context.container
+    with container.database.cookie_cipher.override(providers.Object(None)):
+        return await registered_handlers(registrations(container))
 
 
 async def on_database(context: Context, work: Callable[[str], Awaitable[T]]) -> T:

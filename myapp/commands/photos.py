@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from myapp.cli_context import Context, format_table, prepare_database, run_async
+from myapp.cli_context import Context, format_table, require_current_schema, run_async
 from myapp.data.models import ProductPhoto
 from myapp.processing.errors import PermanentError
 from myapp.processing.scope import Scope
@@ -34,7 +34,7 @@ def similar(
         raise typer.Exit(2)
 
     async def search() -> list[tuple[Any, float]]:
-        await prepare_database(context)
+        await require_current_schema(context)  # read only: never migrates
         azure = context.container.azure
         model = settings.azure_ai.image_embedding_model
         query = await embed_query_image(

@@ -8,7 +8,13 @@ from typing import Annotated, Any, cast
 
 import typer
 
-from myapp.cli_context import Context, format_table, prepare_database, run_async
+from myapp.cli_context import (
+    Context,
+    format_table,
+    prepare_database,
+    require_current_schema,
+    run_async,
+)
 from myapp.data.wakeups import wake_workers
 from myapp.handlers.shein_batch import HANDLER_NAME, SheinOptions
 from myapp.processing.scope import Scope
@@ -63,7 +69,7 @@ def batches(ctx: typer.Context) -> None:
     context: Context = ctx.obj
 
     async def summaries() -> list[tuple[str, ...]]:
-        await prepare_database(context)
+        await require_current_schema(context)  # read only: never migrates
         async with Scope():
             rows = await list_batches(context.container.database.session())
         return [

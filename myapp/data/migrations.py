@@ -51,6 +51,17 @@ def head_revision() -> str | None:
     return _scripts().get_current_head()
 
 
+def known_revisions() -> set[str]:
+    """Every revision of ours this code knows: one not among them was made by a newer myapp."""
+    return {script.revision for script in _scripts().walk_revisions()}
+
+
+def recorded_revision(connection: Connection) -> str | None:
+    """The revision the database is at (read only, on an open connection); None if never
+    migrated."""
+    return _recorded_revision(connection)
+
+
 async def upgrade_to_head(url: str, user_migrations: Sequence[str] = ()) -> None:
     """Bring the database at `url` to our newest revision (creating it from scratch if empty),
     then each package of `user_migrations` (`Database:Migrations`) to its own newest, in order,
