@@ -49,6 +49,10 @@ ACTION_REFUSALS: dict[int | str, dict[str, Any]] = {
     **REFUSALS,
     403: {"model": Problem, "description": "Read-only dashboard, or no valid CSRF token"},
 }
+BODY_REFUSALS: dict[int | str, dict[str, Any]] = {
+    **ACTION_REFUSALS,
+    400: {"model": Problem, "description": "The body is not JSON"},
+}
 api = APIRouter(prefix="/api", responses={401: REFUSALS[401]})
 Action = Depends(require_action_allowed)
 
@@ -149,7 +153,7 @@ async def get_item(request: Request, name: str, item_id: uuid.UUID) -> Item:
 @api.post(
     "/handlers/{name}/requeue",
     response_model=RequeueResult,
-    responses=ACTION_REFUSALS,
+    responses=BODY_REFUSALS,
     dependencies=[Action],
 )
 async def post_requeue(
