@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from loguru import logger
 
+from myapp.data.outcome_counters import OutcomeCounters
 from myapp.data.wakeups import EngineWakeups
+from myapp.data.worker_heartbeat import WorkerHeartbeat
 from myapp.processing.engine import WorkItemProcessingEngine
 from myapp.processing.errors import ConfigurationError
 from myapp.processing.hosting import BackgroundProcessingService, HostedService
+from myapp.processing.observers import ProcessingObserver, combine
+from myapp.processing.prometheus_metrics import MetricsEndpoint, PrometheusMetrics
 from myapp.processing.registration import HandlerRegistration
-from myapp.settings import AppSettings, BackgroundProcessingSettings, IngestionServiceSettings
+from myapp.settings import (
+    AppSettings,
+    BackgroundProcessingSettings,
+    IngestionServiceSettings,
+    MetricsSettings,
+    WorkersSettings,
+)
 
 DEFAULT_CONTAINER = "containers:ApplicationContainer"
 
@@ -57,7 +69,9 @@ def registrations(container: Any) -> list[HandlerRegistration]:
     return list(container.processing.registrations())
 
 
-def build_engine(container: Any) -> WorkItemProcessingEngine:
+def build_engine(
+    container: Any, observers: Sequence[ProcessingObserver] = ()
+) -> WorkItemProcessingEngine:
     """The engine over the container's registrations, with `BackgroundProcessing:*` settings."""
     settings = BackgroundProcessingSettings.model_validate(
         container.config.BackgroundProcessing() or {}
@@ -70,19 +84,45 @@ def build_engine(container: Any) -> WorkItemProcessingEngine:
         item_timeout=settings.item_timeout,
         shutdown_timeout=settings.shutdown_timeout,
         heartbeat_interval=settings.heartbeat_interval,
+        observer=combine(observers),
     )
 
 
 def build_hosted_services(container: Any) -> list[HostedService]:
-    """What the host runs: the continuous background processing service, then the wake-ups
-    that tell its handlers about new work (stopped first), then the dashboard when
-    `Dashboard:Enabled` (stopped before the others)."""
+    """What the host runs, in start order (stopped in reverse): the metrics endpoint (if
+    `Metrics:Port`), the outcome counters and the worker's heartbeat (stopped after the
+    processing, so its last items are counted and its row says stopped once they are done),
+    the continuous background processing service, the wake-ups that tell its handlers
+    about new work, then the dashboard when `Dashboard:Enabled` (stopped first)."""
     interval = IngestionServiceSettings.model_validate(
         container.config.IngestionService() or {}
     ).poll_interval
-    engine = build_engine(container)
+    metrics = MetricsSettings.model_validate(container.config.Metrics() or {})
+    workers = WorkersSettings.model_validate(container.config.Workers() or {})
+    database = container.database.engine()
+    observers: list[ProcessingObserver] = []
+    services: list[HostedService] = []
+    if metrics.port:
+        prometheus = PrometheusMetrics()
+        observers.append(prometheus)
+        services.append(MetricsEndpoint(prometheus, port=metrics.port, host=metrics.host))
+    if metrics.counters:
+        counters = OutcomeCounters(
+            database,
+            flush_interval=metrics.flush_interval,
+            retention=timedelta(days=metrics.retention_days),
+        )
+        observers.append(counters)
+        services.append(counters)
+    engine = build_engine(container, observers)
+    if metrics.port:
+        prometheus.watch(engine)
+    if workers.heartbeat:
+        retention = timedelta(days=workers.retention_days)
+        worker_id = container.core.worker_id()
+        services.append(WorkerHeartbeat(database, engine, worker_id, retention=retention))
     url = container.config.ConnectionStrings.Database()
-    services: list[HostedService] = [
+    services += [
         BackgroundProcessingService(engine, poll_interval=interval),
         EngineWakeups(url, engine),
     ]

@@ -37,6 +37,7 @@ from myapp.commands.trigger import trigger
 from myapp.commands.workers import workers
 from myapp.data.clock_skew import warn_if_clock_skewed
 from myapp.data.errors import DatabaseStartupError
+from myapp.logs import tag_worker
 from myapp.processing.errors import ConfigurationError
 from myapp.processing.hosting import Host, run_one_cycle
 from myapp.processing.report import CycleReport
@@ -137,6 +138,7 @@ async def _run(context: Context, once: bool) -> CycleReport | None:
         check_bind(context.settings.dashboard)  # refused before anything starts: one line
     await prepare_database(context)
     await warn_if_clock_skewed(container.database.engine(), container.core.clock())
+    tag_worker(container.core.worker_id())
     logger.info("Worker {} starting", container.core.worker_id())
     for registration in registrations(container):
         if not registration.enabled:

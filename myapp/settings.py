@@ -27,6 +27,8 @@ from pydantic.alias_generators import to_pascal
 from pydantic_settings import EnvSettingsSource, NoDecode, SettingsError
 
 from myapp.data.database import DEFAULT_DATABASE_URL, normalize_url
+from myapp.data.outcome_counters import DEFAULT_FLUSH_INTERVAL, DEFAULT_RETENTION_DAYS
+from myapp.data.worker_heartbeat import DEFAULT_WORKER_RETENTION_DAYS
 from myapp.processing.engine import (
     DEFAULT_HEARTBEAT_INTERVAL,
     DEFAULT_MAX_CONCURRENCY,
@@ -35,6 +37,7 @@ from myapp.processing.engine import (
 )
 from myapp.processing.errors import NOT_SHOWN, ConfigurationError
 from myapp.processing.options import MAX_CONCURRENCY_LIMIT
+from myapp.processing.prometheus_metrics import DEFAULT_METRICS_HOST
 from myapp.processing.timespan import IntervalTimeSpan, ShutdownTimeSpan, TimeoutTimeSpan
 from myapp.scraping.cookie_cipher import parse_cookie_keys
 
@@ -47,6 +50,9 @@ CONFIG_DIR_KEY = f"--config-dir ({CONFIG_DIR_VARIABLE})"
 ENVIRONMENT_KEY = f"--environment ({ENVIRONMENT_VARIABLE})"
 # Items fetched and waiting for a slot; more than this is a typo, not a tuning.
 QUEUE_SIZE_LIMIT = 10_000
+# Days of operational data kept: ten years keeps dates in range.
+RETENTION_DAYS_LIMIT = 3650
+HIGHEST_PORT = 65535
 MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 MODULE_NAME_EXPECTED = "importable package names such as pricewatch.migrations"
 DATABASE_URL_EXPECTED = (
@@ -196,6 +202,30 @@ class SecretsSettings(Section):
         return value
 
 
+class MetricsSettings(Section):
+    """The worker's Prometheus endpoint (off unless `Port` is set) and the outcome counters."""
+
+    port: int = Field(default=0, ge=0, le=HIGHEST_PORT)
+    """0: no endpoint."""
+    host: str = DEFAULT_METRICS_HOST
+    counters: bool = True
+    """Per-minute outcome counters in the database (myapp_handler_outcomes)."""
+    flush_interval: IntervalTimeSpan = DEFAULT_FLUSH_INTERVAL
+    retention_days: int = Field(default=DEFAULT_RETENTION_DAYS, ge=1, le=RETENTION_DAYS_LIMIT)
+
+
+class WorkersSettings(Section):
+    """The workers table (myapp_workers)."""
+
+    heartbeat: bool = True
+    """False: this worker writes no row (invisible to `workers`, `status` and `health`)."""
+
+    retention_days: int = Field(
+        default=DEFAULT_WORKER_RETENTION_DAYS, ge=1, le=RETENTION_DAYS_LIMIT
+    )
+    """Rows of workers stopped or gone longer than this are deleted."""
+
+
 DEFAULT_DASHBOARD_HOST = "127.0.0.1"
 DEFAULT_DASHBOARD_PORT = 8000
 
@@ -208,7 +238,7 @@ class DashboardSettings(Section):
 
     enabled: bool = False
     host: str = DEFAULT_DASHBOARD_HOST
-    port: int = Field(default=DEFAULT_DASHBOARD_PORT, ge=0, le=65535)
+    port: int = Field(default=DEFAULT_DASHBOARD_PORT, ge=0, le=HIGHEST_PORT)
     token: SecretStr | None = None
     read_only: bool = False
 
@@ -228,6 +258,8 @@ class AppSettings(Section):
     logging: LoggingSettings = LoggingSettings()
     azure_ai: AzureAISettings = Field(default_factory=AzureAISettings, alias="AzureAI")
     secrets: SecretsSettings = SecretsSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    workers: WorkersSettings = WorkersSettings()
     dashboard: DashboardSettings = DashboardSettings()
 
 

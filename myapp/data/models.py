@@ -261,7 +261,7 @@ class WorkerRow(OperationalBase):
     handlers: Mapped[str] = mapped_column(Text, default="[]")
     """A JSON array of the names of the handlers this worker runs (enabled ones)."""
     in_flight: Mapped[int] = mapped_column(Integer, default=0)
-    """Items fetched and not finished (queued in the worker or running) at the last heartbeat."""
+    """Items being processed at the last heartbeat (not counting those queued in the worker)."""
     heartbeat_seconds: Mapped[float] = mapped_column(Float)
     """How often this worker refreshes its row: a reader decides staleness from it without
     knowing the worker's settings."""

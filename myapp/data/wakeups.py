@@ -120,9 +120,12 @@ class EngineWakeups:
             self._engine.trigger(name)
 
 
-async def claim_specs(engine: WorkItemProcessingEngine) -> dict[str, ClaimSpec[Any]]:
+async def claim_specs(
+    engine: WorkItemProcessingEngine, *, quiet: bool = False
+) -> dict[str, ClaimSpec[Any]]:
     """Handler name -> claim spec, for every enabled handler over a claimable table (a handler
-    built in a scope of its own, as the engine builds them)."""
+    built in a scope of its own, as the engine builds them). A handler that cannot be built is
+    left out, with a warning unless `quiet` (another caller tells it)."""
     specs: dict[str, ClaimSpec[Any]] = {}
     for registration in engine.enabled_registrations:
         try:
@@ -131,7 +134,8 @@ async def claim_specs(engine: WorkItemProcessingEngine) -> dict[str, ClaimSpec[A
                 if isinstance(handler, ClaimingHandler):
                     specs[registration.name] = handler.claim_spec()
         except Exception as error:  # its fetch will say what is wrong; it is only not woken
-            logger.warning("Handler {} gets no wake-ups: {}", registration.name, error)
+            if not quiet:
+                logger.warning("Handler {} gets no wake-ups: {}", registration.name, error)
     return specs
 
 

@@ -149,9 +149,10 @@ class SheinBatchHandler(ClaimingHandler[StagingBatch]):
         await scrub_sqlite_wal(self._session)
         return lost
 
-    async def fail(self, item: StagingBatch, error: BaseException) -> None:
-        await super().fail(item, error)  # a dead-lettered batch's cookie file is erased too
+    async def fail(self, item: StagingBatch, error: BaseException) -> bool:
+        dead = await super().fail(item, error)  # a dead-lettered batch's cookie file is erased too
         await scrub_sqlite_wal(self._session)
+        return dead
 
     async def process(self, item: StagingBatch) -> None:
         cookies = await self._cookies(item)

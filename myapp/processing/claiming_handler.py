@@ -14,7 +14,7 @@ from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from myapp.processing.claim_columns import ClaimColumns
-from myapp.processing.claims import Claims, ClaimSpec
+from myapp.processing.claims import Claims, ClaimSpec, FailOutcome
 from myapp.processing.errors import PermanentError
 
 M = TypeVar("M", bound=ClaimColumns)
@@ -85,9 +85,13 @@ class ClaimingHandler(ABC, Generic[M]):
         won = await self.claims.complete(ids, self.completion_values(self._clock()))
         return self._lost(ids, won)
 
-    async def fail(self, item: M, error: BaseException) -> None:
+    async def fail(self, item: M, error: BaseException) -> bool:
+        """Schedule a retry or dead-letter the item; True if it was dead-lettered."""
         # A timeout (TimeoutError) is transient: only PermanentError skips the retries.
-        await self.claims.fail(item.id, error, permanent=isinstance(error, PermanentError))
+        outcome = await self.claims.fail(
+            item.id, error, permanent=isinstance(error, PermanentError)
+        )
+        return outcome is FailOutcome.DEAD_LETTERED
 
     async def extend(self, items: Sequence[M]) -> Collection[uuid.UUID]:
         """Renew the leases; the ids whose lease another worker holds now (the engine stops

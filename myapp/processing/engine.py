@@ -21,6 +21,7 @@ from myapp.processing.claiming_handler import ClaimingHandler
 from myapp.processing.fair_queue import FairQueue, QueueClosedError
 from myapp.processing.lifecycle import HandlerLifecycle, ScopeFactory
 from myapp.processing.log_context import work_on
+from myapp.processing.observers import NoObserver, Outcome, ProcessingObserver
 from myapp.processing.refill import HandlerRefill
 from myapp.processing.registration import HandlerRegistration
 from myapp.processing.report import CycleReport, HandlerStatsRecorder
@@ -71,6 +72,7 @@ class WorkItemProcessingEngine:
         heartbeat_interval: timedelta = DEFAULT_HEARTBEAT_INTERVAL,
         scope_factory: ScopeFactory = Scope,
         outage: DatabaseOutage | None = None,
+        observer: ProcessingObserver | None = None,
     ) -> None:
         self.registrations: tuple[HandlerRegistration, ...] = tuple(registrations)
         names = [r.name for r in self.registrations]
@@ -96,6 +98,7 @@ class WorkItemProcessingEngine:
         # when every handler whose fetch failed on it has fetched again.
         self.outage = outage or DatabaseOutage()
         self.database_down: set[str] = set()
+        self.observer = observer or NoObserver()  # outcomes, fetches (observers.py)
 
     def get_handler_names_by_purpose(self, purpose: ProcessorPurpose) -> list[str]:
         return [r.name for r in self.registrations if r.purpose == purpose]
@@ -148,6 +151,11 @@ class WorkItemProcessingEngine:
             names = self._continuous.tables.get(table)
             for name in names if names else [None]:
                 self._continuous.wake(name)
+
+    def load(self) -> dict[str, tuple[int, int]]:
+        """Per handler of the continuous run: items (queued, running); empty when none runs."""
+        run = self._continuous
+        return {} if run is None else {name: run.queue.load(name) for name in run.by_name}
 
     def _names(self) -> str:
         return ", ".join(r.name for r in self.registrations) or "none"
@@ -307,6 +315,7 @@ class _Run:
         except Exception as error:
             stats.fetch_error, stats.fetch_exception = f"{type(error).__name__}: {error}", error
             stats.finished = perf_counter()
+            self.engine.observer.fetch_failed(name)
             if database_away(error):  # the outage is told once, not per fetch
                 self.engine.outage.failed(error)
                 self.engine.database_down.add(name)
@@ -326,6 +335,7 @@ class _Run:
         stats.filled_quota = fetched >= quota
         stats.fetched += len(items)
         stats.finished = perf_counter()
+        self.engine.observer.fetched(name, len(items), monotonic() - claimed_at)
         self.held[name].update((item.id, item) for item in items)
         if name in self.lifecycles:
             self.confirmed.update((item.id, claimed_at) for item in items)
@@ -556,6 +566,7 @@ class _Run:
         stats = self.stats[name]
         stats.succeeded += 1
         stats.busy_seconds += seconds
+        self.engine.observer.item_finished(name, Outcome.SUCCEEDED, seconds)
         if self.continuous:
             self.refills[name].succeeded(item.id)
         if lifecycle := self.lifecycles.get(name):
@@ -604,10 +615,13 @@ class _Run:
             logger.opt(exception=error).debug(
                 "The traceback of work item {} from handler {}", item.id, name
             )
+        outcome = Outcome.FAILED
         if lifecycle := self.lifecycles.get(name):
-            await lifecycle.failed(item, error)
+            if await lifecycle.failed(item, error):
+                outcome = Outcome.DEAD_LETTERED
             if self.continuous:  # a retry was scheduled: the handler learns when it falls due
                 self.refills[name].wake.set()
+        self.engine.observer.item_finished(name, outcome, None)
 
     # Leases: renew those of every held item (queued or running), release those never started.
 

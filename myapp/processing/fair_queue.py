@@ -96,6 +96,10 @@ class FairQueue(Generic[T]):
         """Items of `key` queued or handed out and not finished."""
         return len(self._items[key]) + self._in_flight[key]
 
+    def load(self, key: str) -> tuple[int, int]:
+        """Items of `key` (queued, handed out and not finished)."""
+        return len(self._items[key]), self._in_flight[key]
+
     async def wait_below(self, key: str, mark: int) -> None:
         """Wait until fewer than `mark` items of `key` are outstanding (one waiter per key)."""
         finished = self._finished[key]

@@ -72,10 +72,11 @@ class HandlerLifecycle:
         *args: Any,
         attempts: int = WRITE_ATTEMPTS,
         item_id: Any = None,
-    ) -> Collection[uuid.UUID] | None:
+    ) -> Any:
         """The handler's lifecycle call in a fresh scope, tried again (each time in a new scope)
         when the database had a transient error; the ids it says this worker no longer holds
-        (none if it does not say), or None if the call failed."""
+        (none if it does not say; `fail` says True for a dead letter), or None if the call
+        failed."""
         retrying = AsyncRetrying(
             stop=stop_after_attempt(attempts),
             wait=WRITE_RETRY_WAIT,
@@ -123,8 +124,10 @@ class HandlerLifecycle:
             if lost and self._on_lost is not None:
                 self._on_lost([item for item in batch if item.id in lost])
 
-    async def failed(self, item: Any, error: BaseException) -> None:
-        await asyncio.shield(self._call("fail", "fail", item, error, item_id=item.id))
+    async def failed(self, item: Any, error: BaseException) -> bool:
+        """Tell the handler; True if it says the failure dead-lettered the item."""
+        outcome = await asyncio.shield(self._call("fail", "fail", item, error, item_id=item.id))
+        return outcome is True
 
     async def extend(self, items: Sequence[Any]) -> Collection[uuid.UUID] | None:
         """Renew the leases; the ids whose lease another worker holds now, or None if the
@@ -132,7 +135,10 @@ class HandlerLifecycle:
         that lapses while the worker is alive is how an item comes to run twice at once)."""
         if not items:
             return ()
-        return await self._call("extend the leases of", "extend", list(items))
+        lost: Collection[uuid.UUID] | None = await self._call(
+            "extend the leases of", "extend", list(items)
+        )
+        return lost
 
     async def release(self, items: Sequence[Any]) -> None:
         if items:

@@ -52,12 +52,14 @@ class ClaimLifecycle(Protocol[T_contra]):
     `complete` and `extend` return the ids this worker no longer holds (another worker took
     them over): the engine does not count those completions as successes, never starts such an
     item, and cancels it if it is running (unless the handler sets `cancel_on_lost_lease`
-    to False). Returning None means "all held".
+    to False). Returning None means "all held". `fail` returns True when the failure
+    dead-lettered the item (no attempt left, or a permanent error): the engine's observers count
+    it as dead-lettered rather than failed.
     """
 
     async def complete(self, items: Sequence[T_contra]) -> Collection[uuid.UUID] | None: ...
 
-    async def fail(self, item: T_contra, error: BaseException) -> None: ...
+    async def fail(self, item: T_contra, error: BaseException) -> bool | None: ...
 
     async def extend(self, items: Sequence[T_contra]) -> Collection[uuid.UUID] | None: ...
 

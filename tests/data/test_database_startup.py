@@ -101,6 +101,9 @@ EVERY_DATABASE_COMMAND = [
     ["run"],
     ["run", "--once"],
     ["status"],
+    ["items", "Shein"],
+    ["requeue", "Shein", "--failed"],
+    ["workers"],
     ["db", "upgrade"],
     ["db", "stamp"],
     ["shein", "submit", "cookies.json"],
@@ -232,7 +235,7 @@ def test_tables_without_history_stop_upgrade_until_stamped(
     use_database(monkeypatch, fresh_url)
 
     upgrade = main(capsys, "db", "upgrade")
-    on_start = main(capsys, "status")  # MigrateOnStartup: the same refusal
+    on_start = main(capsys, "run", "--once")  # MigrateOnStartup: the same refusal
     stamp = main(capsys, "db", "stamp")
     again = main(capsys, "db", "stamp")
     upgraded = main(capsys, "db", "upgrade")

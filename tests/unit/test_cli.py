@@ -254,6 +254,22 @@ def test_a_duration_out_of_range_in_the_environment_exits_2_with_one_line(
     assert not (workdir / "db.sqlite").exists()  # refused before any work
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "key"),
+    [
+        ("Metrics__RetentionDays", "0", "Metrics:RetentionDays = '0'"),
+        ("Metrics__Port", "70000", "Metrics:Port = '70000'"),
+        ("Workers__RetentionDays", "99999", "Workers:RetentionDays = '99999'"),
+    ],
+)
+def test_an_operational_data_setting_out_of_range_exits_2_naming_the_key(
+    variable: str, value: str, key: str, workdir: Path, clean_env: dict[str, str]
+) -> None:
+    result = myapp({**clean_env, variable: value}, "handlers", cwd=workdir)
+
+    assert_one_line_config_error(result, "Configuration error: ", key)
+
+
 def test_malformed_json_exits_2_naming_file_and_line(
     workdir: Path, clean_env: dict[str, str]
 ) -> None:

@@ -15,7 +15,9 @@ from dependency_injector import containers, providers
 from containers.application import ApplicationContainer
 from myapp.bootstrap import build_container, build_engine, build_hosted_services
 from myapp.clock import Clock
+from myapp.data.outcome_counters import OutcomeCounters
 from myapp.data.wakeups import EngineWakeups
+from myapp.data.worker_heartbeat import WorkerHeartbeat
 from myapp.processing import (
     ConfigurationError,
     HandlerOptions,
@@ -139,9 +141,12 @@ def test_the_application_container_is_configured_from_settings(config_dir: Path)
     assert isinstance(engine, WorkItemProcessingEngine)
     assert engine.max_concurrency == 7
     assert engine.shutdown_timeout.total_seconds() == 3
-    service, wakeups = build_hosted_services(container)
+    counters, heartbeat, service, wakeups = build_hosted_services(container)
+    # Counters and heartbeat start before the service and stop after it; wake-ups the reverse.
+    assert isinstance(counters, OutcomeCounters)
+    assert isinstance(heartbeat, WorkerHeartbeat)
     assert isinstance(service, BackgroundProcessingService)
-    assert isinstance(wakeups, EngineWakeups)  # started after the service, stopped before it
+    assert isinstance(wakeups, EngineWakeups)
     assert service.poll_interval.total_seconds() == 42
     assert [r.name for r in service.engine.registrations] == [
         "Shein",

@@ -7,12 +7,15 @@ import io
 import json
 import logging
 import sys
+import uuid
 from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from loguru import logger
 
-from myapp.logs import configure_logging
+from myapp.logs import configure_logging, tag_worker
 
 SECRET = "s3cr3t-Pa55w0rd-do-not-print"
 
@@ -61,17 +64,64 @@ def test_stdlib_loggers_are_routed_into_loguru(sink: io.StringIO) -> None:
     assert "SELECT noise" not in output
 
 
-def test_json_format_writes_one_json_object_per_line(sink: io.StringIO) -> None:
+def json_lines(sink: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in sink.getvalue().splitlines()]
+
+
+def test_json_format_writes_one_flat_json_object_per_line(sink: io.StringIO) -> None:
     configure_logging("Debug", "json", sink=sink)
 
     logger.bind(handler="Orders").debug("Handler '{}' fetched {} work items", "Orders", 3)
+    logger.info("a {brace} in the text")
 
-    records = [json.loads(line) for line in sink.getvalue().splitlines()]
-    assert len(records) == 1
-    record = records[0]["record"]
-    assert record["message"] == "Handler 'Orders' fetched 3 work items"
-    assert record["level"]["name"] == "DEBUG"
-    assert record["extra"] == {"handler": "Orders"}
+    first, second = json_lines(sink)
+    assert list(first) == ["time", "level", "message", "logger", "handler", "item_id", "worker"]
+    assert first["message"] == "Handler 'Orders' fetched 3 work items"
+    assert first["level"] == "DEBUG"
+    assert first["handler"] == "Orders"
+    assert first["item_id"] is None and first["worker"] is None
+    assert first["logger"] == __name__
+    assert datetime.fromisoformat(first["time"]).utcoffset() == timedelta(0)
+    assert second["message"] == "a {brace} in the text"
+    assert "exception" not in first
+
+
+def test_a_json_line_carries_the_item_the_worker_and_the_exception_as_text(
+    sink: io.StringIO,
+) -> None:
+    configure_logging("Information", "json", sink=sink)
+    tag_worker("host-42-abcdef")
+    item_id = uuid.uuid4()
+    try:
+        try:
+            connect_with(SECRET)
+        except ConnectionError:
+            logger.bind(handler="Photos", item_id=item_id, table="product_photos").exception(
+                "Error processing work item {}", item_id
+            )
+    finally:
+        logger.configure(extra={})
+
+    (line,) = json_lines(sink)
+    assert line["handler"] == "Photos"
+    assert line["item_id"] == str(item_id)
+    assert line["worker"] == "host-42-abcdef"
+    assert line["table"] == "product_photos"  # other bound values: flat keys of their own
+    assert line["exception"].startswith("Traceback (most recent call last):")
+    assert line["exception"].endswith("ConnectionError: refused (28 chars of credentials)")
+    assert SECRET not in sink.getvalue()
+
+
+def test_a_stdlib_error_with_a_traceback_is_one_json_line(sink: io.StringIO) -> None:
+    configure_logging("Information", "json", sink=sink)
+    try:
+        raise ValueError("bad\nvalue")
+    except ValueError:
+        logging.getLogger("azure.core").error("request failed", exc_info=True)
+
+    (line,) = json_lines(sink)
+    assert line["message"] == "request failed"
+    assert "ValueError: bad" in line["exception"]
 
 
 @pytest.mark.parametrize(

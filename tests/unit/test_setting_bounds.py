@@ -91,6 +91,7 @@ DURATIONS = [
     duration("BackgroundProcessing:Shein:ClaimLease", LEASE_RANGE),
     duration("BackgroundProcessing:ImageVectorization:DownloadTimeout", TIMEOUT_RANGE),
     duration("BackgroundProcessing:BlobCleanup:MaxAge", AGE_RANGE),
+    duration("Metrics:FlushInterval", INTERVAL_RANGE),
 ]
 COUNTS = [
     Bound("BackgroundProcessing:MaxConcurrency", 1, 1_000),
@@ -98,6 +99,9 @@ COUNTS = [
     Bound("BackgroundProcessing:Plain:MaxConcurrency", 1, 1_000),
     Bound("BackgroundProcessing:Plain:MaxItemsPerCycle", 1, 10_000),
     Bound("BackgroundProcessing:Shein:MaxItemsPerCycle", 1, 10_000),
+    Bound("Metrics:Port", 0, 65_535),
+    Bound("Metrics:RetentionDays", 1, 3_650),
+    Bound("Workers:RetentionDays", 1, 3_650),
 ]
 ALL = DURATIONS + COUNTS
 

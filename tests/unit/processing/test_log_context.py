@@ -38,8 +38,13 @@ def json_lines() -> Iterator[io.StringIO]:
 
 
 def records(stream: io.StringIO, message: str) -> list[dict[str, Any]]:
-    parsed = [json.loads(line)["record"] for line in stream.getvalue().splitlines()]
-    return [record["extra"] for record in parsed if record["message"] == message]
+    parsed = [json.loads(line) for line in stream.getvalue().splitlines()]
+    return [_context(line) for line in parsed if line["message"] == message]
+
+
+def _context(line: dict[str, Any]) -> dict[str, Any]:
+    """A JSON line's handler and item id (only those set)."""
+    return {key: line[key] for key in ("handler", "item_id") if line[key] is not None}
 
 
 class TalkativeHandler(FakeClaimHandler):
@@ -95,11 +100,11 @@ async def test_two_registrations_of_one_class_log_under_their_own_names(
     failed_id = str(orders.items[0].id)
     assert records(json_lines, "failing") == [{"handler": "Orders", "item_id": failed_id}]
     [error] = [
-        json.loads(line)["record"]
+        json.loads(line)
         for line in json_lines.getvalue().splitlines()
         if "Error processing work item" in line
     ]
-    assert error["extra"] == {"handler": "Orders", "item_id": failed_id}
+    assert _context(error) == {"handler": "Orders", "item_id": failed_id}
 
 
 class SynchronousHandler:
@@ -148,5 +153,5 @@ def test_outside_any_call_records_carry_no_work_context(json_lines: io.StringIO)
     logger.info("after")
 
     assert records(json_lines, "before") == [{}]
-    assert records(json_lines, "during") == [{"handler": "Orders", "item_id": 42}]
+    assert records(json_lines, "during") == [{"handler": "Orders", "item_id": "42"}]  # as text
     assert records(json_lines, "after") == [{}]
