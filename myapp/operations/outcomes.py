@@ -1,15 +1,18 @@
-"""What handlers finished over a span of minutes, from the per-minute outcome counters."""
+"""What handlers finished over spans of minutes, from the per-minute outcome counters."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from myapp.data.models import HandlerOutcomeRow
-from myapp.operations.tables import table_exists
+from myapp.processing.sql_time import bound_time, database_time
+
+MINUTE = timedelta(minutes=1)
 
 
 class OutcomeTotals(BaseModel):
@@ -21,33 +24,51 @@ class OutcomeTotals(BaseModel):
     max_duration_ms: float | None = None
 
 
-async def outcome_totals(session: AsyncSession, since: datetime) -> dict[str, OutcomeTotals] | None:
-    """Handler name -> its totals over the minutes from `since`'s minute on; None when the
-    counters table is not there yet."""
-    if not await table_exists(session, HandlerOutcomeRow):
-        return None
+async def outcome_windows(
+    session: AsyncSession, recent: timedelta, since: datetime | timedelta
+) -> dict[str, tuple[OutcomeTotals, OutcomeTotals]]:
+    """Handler name -> (its totals over the last `recent`, over the time from `since`), by
+    the database's clock, in one query. A minute counts when any of it is in the span. The
+    counters table must exist."""
+    dialect = session.get_bind().dialect.name
     t = HandlerOutcomeRow
-    minute = since.replace(second=0, microsecond=0)
+    recent_from = database_time(dialect, -recent - MINUTE)
+    since_from = (
+        database_time(dialect, -since - MINUTE)
+        if isinstance(since, timedelta)
+        else bound_time(since - MINUTE)
+    )
+    columns = [*_totals(t.minute > recent_from), *_totals(t.minute > since_from)]
     rows = await session.execute(
-        select(
-            t.handler,
-            func.sum(t.succeeded),
-            func.sum(t.failed),
-            func.sum(t.dead_lettered),
-            func.sum(t.count),
-            func.sum(t.total_duration_ms),
-            func.max(t.max_duration_ms),
-        )
-        .where(t.minute >= minute)
+        select(t.handler, *columns)
+        .where((t.minute > recent_from) | (t.minute > since_from))
         .group_by(t.handler)
     )
-    return {
-        handler: OutcomeTotals(
-            succeeded=succeeded or 0,
-            failed=failed or 0,
-            dead_lettered=dead or 0,
-            average_duration_ms=(total / count) if count else None,
-            max_duration_ms=longest if count else None,
-        )
-        for handler, succeeded, failed, dead, count, total, longest in rows.all()
-    }
+    return {handler: (_read(values[:6]), _read(values[6:])) for handler, *values in rows.all()}
+
+
+def _totals(within: ColumnElement[bool]) -> list[Any]:
+    t = HandlerOutcomeRow
+
+    def total(column: Any) -> Any:
+        return func.sum(case((within, column), else_=0))
+
+    return [
+        total(t.succeeded),
+        total(t.failed),
+        total(t.dead_lettered),
+        total(t.count),
+        total(t.total_duration_ms),
+        func.max(case((within, t.max_duration_ms), else_=None)),
+    ]
+
+
+def _read(values: list[Any]) -> OutcomeTotals:
+    succeeded, failed, dead, count, total, longest = values
+    return OutcomeTotals(
+        succeeded=succeeded or 0,
+        failed=failed or 0,
+        dead_lettered=dead or 0,
+        average_duration_ms=(total / count) if count else None,
+        max_duration_ms=longest if count else None,
+    )

@@ -3,6 +3,7 @@ report a schema behind (or ahead of) ours instead of migrating it."""
 
 from __future__ import annotations
 
+import functools
 from enum import StrEnum
 from pathlib import Path
 
@@ -51,16 +52,23 @@ class SchemaState(BaseModel):
 async def schema_state(engine: AsyncEngine) -> SchemaState:
     async with engine.connect() as connection:
         revision = await connection.run_sync(recorded_revision)
-    head = head_revision()
+    head, known = _our_revisions()
     if revision is None:
         condition = SchemaCondition.NOT_MIGRATED
     elif revision == head:
         condition = SchemaCondition.AT_HEAD
-    elif revision in known_revisions():
+    elif revision in known:
         condition = SchemaCondition.BEHIND
     else:
         condition = SchemaCondition.UNKNOWN
     return SchemaState(revision=revision, head=head, condition=condition)
+
+
+@functools.cache
+def _our_revisions() -> tuple[str | None, frozenset[str]]:
+    """Our head and every revision we know: read from the migration scripts once per process
+    (loading them took 20 ms, a tenth of `status`'s budget)."""
+    return head_revision(), frozenset(known_revisions())
 
 
 def missing_sqlite_file(url: URL) -> None:

@@ -1,4 +1,4 @@
-"""Whether a table is there: a read-only command may meet a database whose schema is behind
+"""Which tables are there: a read-only command may meet a database whose schema is behind
 ours, or a user's table whose migrations have not run, and says so instead of failing."""
 
 from __future__ import annotations
@@ -7,6 +7,13 @@ from typing import Any
 
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession
+
+
+async def existing_tables(session: AsyncSession) -> set[str]:
+    """The names of the tables in the connection's default schema (one query)."""
+    connection = await session.connection()
+    names: list[str] = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
+    return set(names)
 
 
 async def table_exists(session: AsyncSession, model: Any) -> bool:

@@ -42,22 +42,23 @@ async def list_workers(session: AsyncSession) -> list[WorkerInfo] | None:
     behind our schema)."""
     if not await table_exists(session, WorkerRow):
         return None
-    now = await _database_now(session)
-    rows = (await session.scalars(select(WorkerRow).order_by(WorkerRow.started_at.desc()))).all()
-    return [_info(row, now) for row in rows]
+    return await _workers(session)
 
 
-async def live_worker_counts(session: AsyncSession) -> dict[str, int] | None:
-    """Handler name -> how many live workers run it; None without the workers table."""
-    workers = await list_workers(session)
-    if workers is None:
-        return None
+async def live_worker_counts(session: AsyncSession) -> dict[str, int]:
+    """Handler name -> how many live workers run it. The workers table must exist."""
     counts: dict[str, int] = {}
-    for worker in workers:
+    for worker in await _workers(session):
         if worker.state is WorkerState.LIVE:
             for name in worker.handlers:
                 counts[name] = counts.get(name, 0) + 1
     return counts
+
+
+async def _workers(session: AsyncSession) -> list[WorkerInfo]:
+    now = database_time(session.get_bind().dialect.name)
+    rows = await session.execute(select(WorkerRow, now).order_by(WorkerRow.started_at.desc()))
+    return [_info(row, moment) for row, moment in rows.all()]
 
 
 def _info(row: WorkerRow, now: datetime) -> WorkerInfo:
@@ -89,11 +90,3 @@ def _handler_names(text: str) -> list[str]:
     except ValueError:
         return []
     return [str(name) for name in names] if isinstance(names, list) else []
-
-
-async def _database_now(session: AsyncSession) -> datetime:
-    now: datetime | None = await session.scalar(
-        select(database_time(session.get_bind().dialect.name))
-    )
-    assert now is not None
-    return now
