@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Annotated
 from urllib.parse import urlencode
@@ -10,7 +11,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from starlette.responses import RedirectResponse, Response
 
 from myapp.dashboard.actions import require_action_allowed
-from myapp.dashboard.app import dashboard_of
+from myapp.dashboard.app import Dashboard, dashboard_of
 from myapp.dashboard.lookups import (
     clean_search,
     find_item,
@@ -21,9 +22,10 @@ from myapp.dashboard.lookups import (
 from myapp.dashboard.rendering import render
 from myapp.dashboard.security import SESSION_COOKIE, SESSION_MAX_AGE_S
 from myapp.data.wakeups import wake_workers
-from myapp.operations.handlers import handler_statuses
+from myapp.operations.handlers import HandlerStatus, handler_statuses
 from myapp.operations.history import DEFAULT_HISTORY_DAYS, MAX_HISTORY_DAYS
 from myapp.operations.items import DEFAULT_LIMIT, MAX_LIMIT, list_items
+from myapp.operations.registry import RegisteredHandler
 from myapp.operations.requeue import requeue
 from myapp.operations.states import ItemState
 from myapp.operations.workers import WorkerState, list_workers
@@ -45,9 +47,10 @@ async def overview(
 ) -> Response:
     dashboard = dashboard_of(request)
     handlers = await dashboard.handlers()
-    async with dashboard.session() as session:
-        statuses = await handler_statuses(session, handlers)
-    charts = await histories(dashboard, [h.name for h in handlers], days)
+    # Two sessions, two connections: the statuses and the charts are read at the same time.
+    statuses, charts = await asyncio.gather(
+        _statuses(dashboard, handlers), histories(dashboard, [h.name for h in handlers], days)
+    )
     return render(
         request,
         "overview.html",
@@ -187,6 +190,11 @@ async def logout(request: Request) -> Response:
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
     return response
+
+
+async def _statuses(dashboard: Dashboard, handlers: list[RegisteredHandler]) -> list[HandlerStatus]:
+    async with dashboard.session() as session:
+        return await handler_statuses(session, handlers)
 
 
 def _back(url: str, notice: str, **values: object) -> Response:

@@ -3,7 +3,6 @@ the built-in handlers."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -17,26 +16,11 @@ from myapp.bootstrap import build_container
 from myapp.dashboard.app import create_app
 from myapp.dashboard.service import DashboardService
 from myapp.data.database import create_engine
-from myapp.settings import AppSettings, load_settings
 from tests.dashboard.browser import chromium_page
 from tests.dashboard.chores import CONTAINER, create_chores_table
+from tests.dashboard.live import write_settings
 
 BASE_URL = "http://127.0.0.1"
-
-
-def write_settings(
-    config_dir: Path, db_url: str, extra: dict[str, Any] | None = None, **dashboard: Any
-) -> AppSettings:
-    """appsettings.json for `db_url` with these `Dashboard` keys and `extra` sections."""
-    document = {
-        "ConnectionStrings": {"Database": db_url},
-        "Database": {"MigrateOnStartup": False},
-        **(extra or {}),
-        "Dashboard": dashboard,
-    }
-    config_dir.mkdir(parents=True, exist_ok=True)
-    (config_dir / "appsettings.json").write_text(json.dumps(document))
-    return load_settings(config_dir=config_dir)
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ schemathesis and the benchmark."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -13,10 +14,25 @@ from typing import Any
 from myapp.bootstrap import build_container
 from myapp.dashboard.app import create_app
 from myapp.dashboard.service import DashboardService
+from myapp.settings import AppSettings, load_settings
 from tests.dashboard.chores import CONTAINER
-from tests.dashboard.conftest import write_settings
 
 START_TIMEOUT_S = 60
+
+
+def write_settings(
+    config_dir: Path, db_url: str, extra: dict[str, Any] | None = None, **dashboard: Any
+) -> AppSettings:
+    """appsettings.json for `db_url` with these `Dashboard` keys and `extra` sections."""
+    document = {
+        "ConnectionStrings": {"Database": db_url},
+        "Database": {"MigrateOnStartup": False},
+        **(extra or {}),
+        "Dashboard": dashboard,
+    }
+    config_dir.mkdir(parents=True, exist_ok=True)
+    (config_dir / "appsettings.json").write_text(json.dumps(document))
+    return load_settings(config_dir=config_dir)
 
 
 @contextmanager
@@ -24,6 +40,7 @@ def dashboard_in_thread(
     config_dir: Path,
     db_url: str,
     prepare: Callable[[], Awaitable[None]] | None = None,
+    container_path: str = CONTAINER,
     **dashboard: Any,
 ) -> Iterator[str]:
     """Serve the dashboard over `db_url` (after `await prepare()`) until the block ends; its URL."""
@@ -35,7 +52,7 @@ def dashboard_in_thread(
     stop = asyncio.Event()
 
     async def serve() -> None:
-        container = build_container(settings, CONTAINER)
+        container = build_container(settings, container_path)
         try:
             if prepare is not None:
                 await prepare()

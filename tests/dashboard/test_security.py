@@ -12,7 +12,8 @@ import pytest
 from myapp.dashboard.binding import is_loopback
 from myapp.data.database import create_engine
 from tests.dashboard.chores import HANDLER
-from tests.dashboard.conftest import MakeApp, client_for, write_settings
+from tests.dashboard.conftest import MakeApp, client_for
+from tests.dashboard.live import write_settings
 from tests.dashboard.seeding import Seeded, seed_chores
 from tests.fixtures.cli import cli_environment, run_split
 
