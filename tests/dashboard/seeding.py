@@ -83,3 +83,24 @@ async def seed_outcomes(engine: AsyncEngine, handler: str, now: datetime) -> Non
         )
     async with engine.begin() as connection:
         await connection.execute(insert(HandlerOutcomeRow), rows)
+
+
+async def seed_stale_worker(engine: AsyncEngine) -> None:
+    """A worker that died an hour ago without a graceful stop: its heartbeat is old."""
+    from myapp.data.models import WorkerRow
+
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
+    row = {
+        "id": "vanished-host-4242-abcdef",
+        "host": "vanished-host",
+        "pid": 4242,
+        "version": "0.1.0",
+        "started_at": long_ago - timedelta(hours=5),
+        "last_heartbeat_at": long_ago,
+        "stopped_at": None,
+        "handlers": '["Chores"]',
+        "in_flight": 3,
+        "heartbeat_seconds": 30.0,
+    }
+    async with engine.begin() as connection:
+        await connection.execute(insert(WorkerRow), [row])

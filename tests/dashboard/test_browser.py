@@ -15,7 +15,7 @@ from myapp.data.database import create_engine
 from tests.dashboard.browser import screenshot
 from tests.dashboard.chores import HANDLER
 from tests.dashboard.conftest import Serve
-from tests.dashboard.seeding import Seeded, seed_chores, seed_outcomes
+from tests.dashboard.seeding import Seeded, seed_chores, seed_outcomes, seed_stale_worker
 from tests.dashboard.worker import running_worker
 
 WORKER_WAIT_S = 60
@@ -112,6 +112,7 @@ async def test_requeued_items_and_run_now_are_processed_by_a_running_worker(
 ) -> None:
     engine = create_engine(chores_url)
     seeded_rows = await seed_chores(engine, completed=2, failed=ERRORS)
+    await seed_stale_worker(engine)
     await engine.dispose()
     url = await serve()
 
@@ -131,6 +132,12 @@ async def test_requeued_items_and_run_now_are_processed_by_a_running_worker(
         shown = set(await rows.evaluate_all("rows => rows.map(r => r.dataset.id)"))
         assert {str(id) for id in seeded_rows.failed} <= shown
         await page.goto(f"{url}/workers")
+        live = page.locator("#live-workers tbody tr[data-worker]")
+        await expect(live).to_have_count(1)
+        await expect(live).to_contain_text(HANDLER)
+        gone = page.locator("#gone-workers tbody tr[data-worker]")
+        await expect(gone.locator(".badge")).to_have_text("stale")
+        await expect(gone).to_contain_text("vanished-host")
         await screenshot(page, "dashboard-workers")
     assert any("Worker" in line and "starting" in line for line in log)
 
