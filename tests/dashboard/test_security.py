@@ -184,3 +184,24 @@ async def test_a_worker_serving_the_dashboard_off_loopback_needs_the_token_too(
 )
 def test_loopback_addresses(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback
+
+
+async def test_a_configured_secret_that_reached_an_error_text_is_masked(
+    make_app: MakeApp, chores_url: str
+) -> None:
+    key = "leaked-api-key-0b7c55"
+    engine = create_engine(chores_url)
+    (failed,) = (await seed_chores(engine, failed=[f"HTTPError: 401 with api-key {key}"])).failed
+    await engine.dispose()
+    extra = {"AzureAI": {"Endpoint": "http://127.0.0.1:9/", "ApiKey": key}}
+    async with client_for(make_app(extra)) as client:
+        responses = [
+            await client.get("/"),
+            await client.get(f"/handlers/{HANDLER}/items/{failed}"),
+            await client.get(f"/api/handlers/{HANDLER}/items/{failed}"),
+        ]
+    for response in responses:
+        assert response.status_code == 200
+        assert key not in response.text
+        assert "HTTPError: 401 with api-key ***" in response.text
+        assert int(response.headers["content-length"]) == len(response.content)
