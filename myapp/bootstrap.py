@@ -88,6 +88,18 @@ def build_engine(
     )
 
 
+def build_counters(container: Any) -> OutcomeCounters | None:
+    """The outcome counters (`Metrics:*`), None when `Metrics:Counters` is off."""
+    metrics = MetricsSettings.model_validate(container.config.Metrics() or {})
+    if not metrics.counters:
+        return None
+    return OutcomeCounters(
+        container.database.engine(),
+        flush_interval=metrics.flush_interval,
+        retention=timedelta(days=metrics.retention_days),
+    )
+
+
 def build_hosted_services(container: Any) -> list[HostedService]:
     """What the host runs, in start order (stopped in reverse): the metrics endpoint (if
     `Metrics:Port`), the outcome counters and the worker's heartbeat (stopped after the
@@ -106,12 +118,7 @@ def build_hosted_services(container: Any) -> list[HostedService]:
         prometheus = PrometheusMetrics()
         observers.append(prometheus)
         services.append(MetricsEndpoint(prometheus, port=metrics.port, host=metrics.host))
-    if metrics.counters:
-        counters = OutcomeCounters(
-            database,
-            flush_interval=metrics.flush_interval,
-            retention=timedelta(days=metrics.retention_days),
-        )
+    if (counters := build_counters(container)) is not None:
         observers.append(counters)
         services.append(counters)
     engine = build_engine(container, observers)

@@ -14,6 +14,7 @@ from loguru import logger
 
 from myapp.bootstrap import (
     DEFAULT_CONTAINER,
+    build_counters,
     build_engine,
     build_hosted_services,
     registrations,
@@ -145,8 +146,14 @@ async def _run(context: Context, once: bool) -> CycleReport | None:
             logger.info(
                 "Handler '{}' is disabled: {}", registration.name, registration.disabled_reason
             )
-    if once:
-        return await run_one_cycle(build_engine(container))
+    if once:  # counted like a running worker's items: the cycle's outcomes, written at its end
+        counters = build_counters(container)
+        engine = build_engine(container, [counters] if counters is not None else [])
+        try:
+            return await run_one_cycle(engine)
+        finally:
+            if counters is not None:
+                await counters.flush()
     await Host(build_hosted_services(container)).run()
     return None
 

@@ -34,7 +34,7 @@ def health(
     if as_json:
         echo_json(report)
     elif report.healthy:
-        workers = f", {report.live_workers} live workers" if report.live_workers else ""
+        workers = f", live workers: {report.live_workers}" if report.live_workers else ""
         typer.echo(f"Healthy: database {report.database} answers, schema at head{workers}")
     else:
         typer.echo(f"Unhealthy: {'; '.join(report.problems)}", err=True)

@@ -262,7 +262,7 @@ class OperationalBase(AsyncAttrs, DeclarativeBase):
 class WorkerRow(OperationalBase):
     """One running (or lately stopped) worker, refreshed with the lease heartbeat
     (myapp.data.worker_heartbeat). `last_heartbeat_at` is the database's time; live or not is
-    `myapp.data.worker_liveness.worker_is_live`."""
+    `myapp.data.worker_liveness.worker_is_live` (with `database_now`)."""
 
     __tablename__ = "myapp_workers"
 

@@ -39,7 +39,7 @@ Clock = Callable[[], float]
 """Seconds since the epoch (`time.time`); tests give their own."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Tally:
     succeeded: int = 0
     failed: int = 0
@@ -72,7 +72,11 @@ class OutcomeCounters:
         self._flush_interval = flush_interval
         self.retention = retention
         self._clock = clock
-        self._pending: dict[tuple[str, int], Tally] = {}  # (handler, epoch minute) -> tally
+        self._pending: dict[int, dict[str, Tally]] = {}  # epoch minute -> handler -> tally
+        # The current minute's tallies, and its bounds (epoch seconds): an item looks up only
+        # its handler, and the minute is worked out again only when it is over.
+        self._minute: dict[str, Tally] = {}
+        self._minute_start = self._minute_end = 0.0
         self._pruned_at: float | None = None
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
@@ -81,10 +85,12 @@ class OutcomeCounters:
     # The observer: the engine's hot path.
 
     def item_finished(self, handler: str, outcome: Outcome, duration_s: float | None) -> None:
-        key = (handler, int(self._clock() // 60))
-        tally = self._pending.get(key)
+        now = self._clock()
+        if not self._minute_start <= now < self._minute_end:
+            self._enter_minute(now)
+        tally = self._minute.get(handler)
         if tally is None:
-            tally = self._pending[key] = Tally()
+            tally = self._minute[handler] = Tally()
         if outcome is Outcome.SUCCEEDED:
             tally.succeeded += 1
         elif outcome is Outcome.FAILED:
@@ -97,6 +103,11 @@ class OutcomeCounters:
             tally.total_duration_ms += ms
             if ms > tally.max_duration_ms:
                 tally.max_duration_ms = ms
+
+    def _enter_minute(self, now: float) -> None:
+        minute = int(now // 60)
+        self._minute_start, self._minute_end = minute * 60.0, minute * 60.0 + 60.0
+        self._minute = self._pending.setdefault(minute, {})
 
     def fetched(self, handler: str, count: int, seconds: float) -> None:
         pass
@@ -130,6 +141,7 @@ class OutcomeCounters:
         per PRUNE_EVERY. Returns the rows written; a failure keeps them for the next flush."""
         async with self._lock:
             pending, self._pending = self._pending, {}
+            self._minute_end = self._minute_start  # the next item starts the minute afresh
             try:
                 await self._write(pending)
             except Exception as error:
@@ -139,10 +151,14 @@ class OutcomeCounters:
                 )
                 return 0
             await self._prune_if_due()
-            return len(pending)
+            return sum(len(tallies) for tallies in pending.values())
 
-    async def _write(self, pending: dict[tuple[str, int], Tally]) -> None:
-        rows = [_row(handler, minute, tally) for (handler, minute), tally in pending.items()]
+    async def _write(self, pending: dict[int, dict[str, Tally]]) -> None:
+        rows = [
+            _row(handler, minute, tally)
+            for minute, tallies in pending.items()
+            for handler, tally in tallies.items()
+        ]
         if not rows:
             return
         async with self._engine.begin() as connection:
@@ -150,9 +166,11 @@ class OutcomeCounters:
                 chunk = rows[start : start + ROWS_PER_STATEMENT]
                 await connection.execute(upsert(connection.dialect.name, chunk))
 
-    def _keep(self, pending: dict[tuple[str, int], Tally]) -> None:
-        for key, tally in pending.items():
-            self._pending.setdefault(key, Tally()).add(tally)
+    def _keep(self, pending: dict[int, dict[str, Tally]]) -> None:
+        for minute, tallies in pending.items():
+            kept = self._pending.setdefault(minute, {})
+            for handler, tally in tallies.items():
+                kept.setdefault(handler, Tally()).add(tally)
 
     async def _prune_if_due(self) -> None:
         now = self._clock()

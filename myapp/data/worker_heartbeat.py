@@ -15,11 +15,11 @@ import json
 import os
 import socket
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from loguru import logger
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -40,13 +40,6 @@ def heartbeat_interval(configured: timedelta, leases: Iterable[timedelta]) -> ti
     renewals = [lease.total_seconds() / LEASE_RENEWALS for lease in leases]
     seconds = min([configured.total_seconds(), *renewals])
     return timedelta(seconds=max(seconds, MIN_HEARTBEAT_SECONDS))
-
-
-async def database_now(connection: AsyncConnection) -> datetime:
-    """The database's time: what `last_heartbeat_at` is written with and compared against."""
-    query = select(database_time(connection.dialect.name))
-    now: datetime = (await connection.execute(query)).scalar_one()
-    return now
 
 
 class WorkerHeartbeat:

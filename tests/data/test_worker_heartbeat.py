@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 import myapp
 from myapp.data.models import WorkerRow
-from myapp.data.worker_heartbeat import WorkerHeartbeat, database_now, heartbeat_interval
-from myapp.data.worker_liveness import worker_is_live
+from myapp.data.worker_heartbeat import WorkerHeartbeat, heartbeat_interval
+from myapp.data.worker_liveness import database_now, worker_is_live
 from myapp.processing import WorkItemProcessingEngine
 from tests.unit.support import HandlerState, items_for, registration
 
@@ -226,3 +226,22 @@ def _row(worker_id: str, last: object, *, stopped: bool) -> dict[str, object]:
         "in_flight": 0,
         "heartbeat_seconds": 30.0,
     }
+
+
+async def test_a_started_worker_keeps_beating_on_its_own(
+    db_engine: AsyncEngine, session_factory: Factory
+) -> None:
+    interval = timedelta(milliseconds=100)
+    heartbeat = WorkerHeartbeat(db_engine, engine_with(), "w-beats", interval=interval)
+    await heartbeat.start()
+    try:
+        await _age_heartbeat(session_factory, "w-beats", timedelta(minutes=10))
+        for _ in range(GUARD_S * 20):  # until a beat of its own makes it live again
+            await asyncio.sleep(0.05)
+            row = await worker_row(session_factory, "w-beats")
+            if row is not None and await is_live(db_engine, row):
+                break
+        else:
+            raise AssertionError("the worker never beat again")
+    finally:
+        await heartbeat.stop()

@@ -17,6 +17,7 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from myapp.data.database import create_engine
+from myapp.data.migrations import upgrade_to_head
 from tests.fixtures.database import create_postgres_database, drop_postgres_database
 from tests.multiworker.handler import HANDLER_NAME
 from tests.multiworker.journal import Call, read_journal
@@ -35,7 +36,7 @@ LOG_TAIL_CHARS = 3000
 
 
 def create_test_database(*, synchronous_commit: bool = False) -> str:
-    """A new database with a random name and the test tables; its SQLAlchemy URL.
+    """A new database with a random name, our tables and the test tables; its SQLAlchemy URL.
 
     The tests commit twice per item (the journal); without `synchronous_commit` a commit does
     not wait for its WAL flush. Visibility and locking are unchanged, only a server crash could
@@ -51,6 +52,9 @@ def create_test_database(*, synchronous_commit: bool = False) -> str:
 
 
 async def _create_tables(url: str, synchronous_commit: bool) -> None:
+    # Ours too, as a real worker's database has them (its workers table, its outcome counters):
+    # the workers here start with Database:MigrateOnStartup off.
+    await upgrade_to_head(url)
     engine = create_engine(url)
     try:
         async with engine.begin() as connection:

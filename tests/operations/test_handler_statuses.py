@@ -84,7 +84,7 @@ async def test_counts_ages_leases_workers_and_outcomes_of_a_users_table(
     assert status.oldest_queued_age_seconds is None  # the user's table has no created_at
 
 
-async def test_built_in_table_oldest_queued_age_from_created_at(
+async def test_built_in_table_oldest_queued_age_from_created_at_soft_deleted_rows_left_out(
     user_engine: AsyncEngine, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
     from myapp.data.claiming import status_claim_spec
@@ -94,6 +94,8 @@ async def test_built_in_table_oldest_queued_age_from_created_at(
     async with session_factory() as session:
         session.add(ProductPhoto(url="https://x.test/1.jpg", created_at=now - timedelta(hours=2)))
         session.add(ProductPhoto(url="https://x.test/2.jpg", created_at=now - timedelta(hours=1)))
+        deleted = now - timedelta(days=9)
+        session.add(ProductPhoto(url="https://x.test/3.jpg", created_at=deleted, deleted_at=now))
         await session.commit()
     photos = RegisteredHandler(
         name="ImageVectorization",

@@ -19,6 +19,7 @@ from containers.processing import ProcessingContainer
 from myapp.processing.claim_columns import ClaimColumns, UtcDateTime
 from myapp.processing.claiming_handler import ClaimingHandler
 from myapp.processing.claims import ClaimSpec
+from myapp.processing.errors import PermanentError
 from myapp.processing.wiring import add_handler
 from myapp.processing.work_item import ProcessorPurpose
 
@@ -27,6 +28,7 @@ TABLE = "ops_price_checks"
 SECRET_COLUMN_VALUE = "session=do-not-show-9f2c"
 # The user's own status values: not ours.
 WAITING, WORKING, DONE, GAVE_UP = "waiting", "working", "done", "gave-up"
+BAD_SKU_PREFIX = "GONE-"
 
 
 class UserBase(DeclarativeBase):
@@ -39,6 +41,7 @@ class PriceCheck(ClaimColumns, UserBase):
     __table_args__ = (Index(None, "id", postgresql_where=text("state IN ('waiting', 'working')")),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    sku: Mapped[str] = mapped_column(String(100), default="SKU-1")
     state: Mapped[str] = mapped_column(String(20), default=WAITING)
     # A column of the user's own that may hold a secret: never shown by the operator's view.
     credentials: Mapped[str | None] = mapped_column(String(200))
@@ -61,7 +64,8 @@ class PriceCheckHandler(ClaimingHandler[PriceCheck]):
         return price_check_spec()
 
     async def process(self, item: PriceCheck) -> None:
-        return None
+        if item.sku.startswith(BAD_SKU_PREFIX):  # the docs' sample run has a few of these
+            raise PermanentError(f"no price on the competitor's page for {item.sku}")
 
 
 class UserProcessing(ProcessingContainer):

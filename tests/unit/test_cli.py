@@ -358,6 +358,23 @@ def test_run_once_prints_the_report_and_exits_1_when_an_item_failed(
     assert (workdir / "db.sqlite").exists()  # migrated on start-up
 
 
+def test_each_run_once_adds_its_outcomes_to_the_counters_a_restart_keeps(
+    workdir: Path, clean_env: dict[str, str]
+) -> None:
+    import sqlite3
+
+    for _ in range(2):  # two worker processes, one after the other
+        result = myapp(clean_env, "--container", SUPPORT_CONTAINER, "run", "--once", cwd=workdir)
+        assert result.returncode == 1, result.stderr
+
+    with sqlite3.connect(workdir / "db.sqlite") as db:
+        totals = db.execute(
+            "SELECT handler, sum(succeeded), sum(failed), sum(dead_lettered), sum(count) "
+            "FROM myapp_handler_outcomes GROUP BY handler ORDER BY handler"
+        ).fetchall()
+    assert totals == [("Flaky", 4, 2, 0, 4), ("Quiet", 6, 0, 0, 6)]
+
+
 def test_a_failing_item_logs_one_entry_with_the_handlers_frame_only(
     workdir: Path, clean_env: dict[str, str]
 ) -> None:
