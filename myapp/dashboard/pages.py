@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -13,6 +13,7 @@ from starlette.responses import RedirectResponse, Response
 from myapp.dashboard.actions import require_action_allowed
 from myapp.dashboard.app import Dashboard, dashboard_of
 from myapp.dashboard.lookups import (
+    SEARCH_MAX_LENGTH,
     clean_search,
     find_item,
     handler_named,
@@ -68,16 +69,18 @@ async def overview(
 async def items(
     request: Request,
     name: str,
-    status: ItemState | None = None,
-    search: Annotated[str | None, Query(max_length=200)] = None,
+    # The filter form sends `status=` for "any": an empty value is no filter here.
+    status: Annotated[ItemState | Literal[""], Query()] = "",
+    search: Annotated[str | None, Query(max_length=SEARCH_MAX_LENGTH)] = None,
     after: uuid.UUID | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> Response:
     dashboard = dashboard_of(request)
     handler = await table_handler_named(dashboard, name)
     search = clean_search(search)
+    state = status or None
     async with dashboard.session() as session:
-        page = await list_items(session, handler, status, search, limit, after)
+        page = await list_items(session, handler, state, search, limit, after)
     return render(
         request,
         "items.html",
@@ -85,10 +88,11 @@ async def items(
             "page": "items",
             "handler": handler,
             "items": page,
-            "status": status.value if status else "",
+            "status": state.value if state else "",
             "search": search or "",
             "states": [s.value for s in ItemState],
             "limit": limit,
+            "default_limit": DEFAULT_LIMIT,
             "notice": _notice(request, [handler.name]),
         },
     )

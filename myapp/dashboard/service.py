@@ -81,5 +81,4 @@ def build_dashboard_service(
     from myapp.dashboard.app import create_app
 
     dashboard = dashboard or settings.dashboard
-    check_bind(dashboard)
     return DashboardService(create_app(container, settings, dashboard), dashboard)

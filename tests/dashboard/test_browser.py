@@ -75,6 +75,13 @@ async def test_filter_failed_search_the_error_and_requeue_one_then_all(
     await expect(rows).to_have_count(1)
     await expect(rows.first.locator("td.error")).to_contain_text("competitor site timed out")
     await screenshot(page, "dashboard-items")
+    await page.select_option("#status", "")  # any state
+    await page.fill("#search", "SKU-17")  # case does not matter
+    await page.get_by_role("button", name="Filter").click()
+    await expect(rows).to_have_count(1)
+    await expect(rows.first.locator("td.error")).to_contain_text("sku-17")
+    await page.fill("#search", "timed out")
+    await page.get_by_role("button", name="Filter").click()
 
     timed_out = next(id for id, error in seeded_rows.failed.items() if "timed out" in error)
     await rows.first.locator("td a").first.click()
