@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
@@ -19,6 +20,7 @@ from starlette.requests import Request
 from myapp.bootstrap import registrations
 from myapp.dashboard.binding import is_loopback
 from myapp.dashboard.guard_middleware import Authenticate, SecurityHeaders
+from myapp.dashboard.outage import database_unavailable
 from myapp.dashboard.redaction import RedactSecrets, secret_values
 from myapp.dashboard.security import Guard
 from myapp.data.database import redact_url
@@ -82,6 +84,8 @@ def create_app(
     # No Swagger UI: it loads its scripts from a CDN, and nothing here reaches the internet.
     app = FastAPI(title=TITLE, docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     app.state.dashboard = Dashboard(container, settings, options, Guard(token))
+    app.add_exception_handler(SQLAlchemyError, database_unavailable)
+    app.add_exception_handler(OSError, database_unavailable)
     app.include_router(api)
     app.include_router(pages)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

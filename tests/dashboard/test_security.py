@@ -205,3 +205,18 @@ async def test_a_configured_secret_that_reached_an_error_text_is_masked(
         assert key not in response.text
         assert "HTTPError: 401 with api-key ***" in response.text
         assert int(response.headers["content-length"]) == len(response.content)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_an_unreachable_database_is_a_503_with_one_line(make_app: MakeApp) -> None:
+    """Nothing listens on port 1: the pages and the API say so, password masked."""
+    gone = "postgresql://postgres:unreachable-pw-81@127.0.0.1:1/nowhere"
+    app = make_app({"ConnectionStrings": {"Database": gone}})
+    async with client_for(app) as client:
+        page = await client.get("/")
+        api = await client.get("/api/handlers")
+    assert page.status_code == api.status_code == 503
+    assert page.text.count("\n") == 0
+    assert "postgres:***@127.0.0.1:1/nowhere cannot be reached now" in page.text
+    assert "cannot be reached now" in api.json()["detail"]
+    assert "unreachable-pw-81" not in page.text + api.text
