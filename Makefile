@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 AZURITE_DIR := tests/azurite
 NPM_STAMP := $(AZURITE_DIR)/node_modules/.installed
+# The dashboard's browser tests drive Debian's Chromium through Playwright (never a browser
+# build Playwright would download).
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: install run test test-fast lint bench services clean
 
@@ -18,7 +21,11 @@ $(NPM_STAMP): $(AZURITE_DIR)/package.json
 	npm install --prefix $(AZURITE_DIR) --no-audit --no-fund --silent
 	touch $(NPM_STAMP)
 
-install: $(STAMP) $(NPM_STAMP)
+$(CHROMIUM):
+	apt-get install -y --no-install-recommends chromium || \
+	  (apt-get update && apt-get install -y --no-install-recommends chromium)
+
+install: $(STAMP) $(NPM_STAMP) $(CHROMIUM)
 
 run: $(STAMP)
 	$(BIN)/python -m myapp

@@ -118,8 +118,8 @@ def build_hosted_services(container: Any) -> list[HostedService]:
     """What the host runs, in start order (stopped in reverse): the metrics endpoint (if
     `Metrics:Port`), the outcome counters and the worker's heartbeat (stopped after the
     processing, so its last items are counted and its row says stopped once they are done),
-    the continuous background processing service, then the wake-ups that tell its handlers
-    about new work (stopped first)."""
+    the continuous background processing service, the wake-ups that tell its handlers
+    about new work, then the dashboard when `Dashboard:Enabled` (stopped first)."""
     interval = IngestionServiceSettings.model_validate(
         container.config.IngestionService() or {}
     ).poll_interval
@@ -143,8 +143,13 @@ def build_hosted_services(container: Any) -> list[HostedService]:
         worker_id = container.core.worker_id()
         services.append(WorkerHeartbeat(database, engine, worker_id, retention=retention))
     url = container.config.ConnectionStrings.Database()
-    return [
-        *services,
+    services += [
         BackgroundProcessingService(engine, poll_interval=interval),
         EngineWakeups(url, engine),
     ]
+    settings = AppSettings.model_validate(container.config() or {})
+    if settings.dashboard.enabled:
+        from myapp.dashboard.service import build_dashboard_service  # FastAPI only when used
+
+        services.append(build_dashboard_service(container, settings))
+    return services

@@ -1,5 +1,5 @@
 """python -m myapp: run [--once] | handlers | status | items | requeue | health | workers |
-trigger | db upgrade|stamp | shein ... | photos ..."""
+trigger | dashboard | db upgrade|stamp | shein ... | photos ..."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from myapp.cli_context import (
     prepare_database,
     run_async,
 )
+from myapp.commands.dashboard import dashboard
 from myapp.commands.health import health
 from myapp.commands.items import items
 from myapp.commands.photos import photos_app
@@ -67,6 +68,7 @@ app.command()(items)
 app.command("requeue")(requeue_command)
 app.command()(health)
 app.command()(workers)
+app.command()(dashboard)
 
 
 class Purpose(StrEnum):
@@ -129,6 +131,10 @@ def run(
 
 async def _run(context: Context, once: bool) -> CycleReport | None:
     container = context.container
+    if not once and context.settings.dashboard.enabled:
+        from myapp.dashboard.binding import check_bind
+
+        check_bind(context.settings.dashboard)  # refused before anything starts: one line
     await prepare_database(context)
     await warn_if_clock_skewed(container.database.engine(), container.core.clock())
     tag_worker(container.core.worker_id())

@@ -222,6 +222,28 @@ class WorkersSettings(Section):
     """Rows of workers stopped or gone longer than this are deleted."""
 
 
+DEFAULT_DASHBOARD_HOST = "127.0.0.1"
+DEFAULT_DASHBOARD_PORT = 8000
+
+
+class DashboardSettings(Section):
+    """The web dashboard (`python -m myapp dashboard`, or inside a worker when enabled).
+
+    A host other than a loopback address requires `token` (checked when the dashboard starts).
+    """
+
+    enabled: bool = False
+    host: str = DEFAULT_DASHBOARD_HOST
+    port: int = Field(default=DEFAULT_DASHBOARD_PORT, ge=0, le=HIGHEST_PORT)
+    token: SecretStr | None = None
+    read_only: bool = False
+
+    @field_validator("token", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+
 class AppSettings(Section):
     model_config = ConfigDict(alias_generator=to_pascal, populate_by_name=True, extra="ignore")
 
@@ -234,6 +256,7 @@ class AppSettings(Section):
     secrets: SecretsSettings = SecretsSettings()
     metrics: MetricsSettings = MetricsSettings()
     workers: WorkersSettings = WorkersSettings()
+    dashboard: DashboardSettings = DashboardSettings()
 
 
 def read_json_file(path: Path) -> dict[str, Any]:

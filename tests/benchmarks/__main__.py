@@ -21,6 +21,7 @@ SUITES = {
     "Claims on PostgreSQL": "tests.benchmarks.claims_bench",
     "Operational data on PostgreSQL": "tests.benchmarks.operational_bench",
     "Status with a million finished rows": "tests.benchmarks.status_bench",
+    "Dashboard with a million finished rows": "tests.benchmarks.dashboard_bench",
     "Wake-ups": "tests.benchmarks.wakeup_bench",
     "Wake-up latency through the engine": "tests.benchmarks.latency_bench",
     "Shein scraping": "tests.benchmarks.shein_bench",
