@@ -499,7 +499,10 @@ class _Run:
         try:
             if lifecycle is None:
                 await self._process(name, item)
-            elif id(item) in self.lost or not await self._still_held(name, lifecycle, [item]):
+            elif id(item) in self.lost or (
+                not self._fresh(lifecycle, item)
+                and not await self._still_held(name, lifecycle, [item])
+            ):
                 self.stats[name].lost += 1  # its lease was taken while it waited: never started
             else:
                 self.running[id(item)] = asyncio.current_task()  # type: ignore[assignment]
@@ -518,20 +521,23 @@ class _Run:
         work_on(name, item.id)  # this task's logs are about this item (log_context.py)
         registration = self.by_name[name]
         timeout = _seconds(registration.item_timeout or self.engine.item_timeout)
-        deadline = asyncio.timeout(timeout)
+        # The common case has no timeout: no timeout context to make, enter and leave.
+        deadline = None if timeout is None else asyncio.timeout(timeout)
         started = perf_counter()
         try:
             async with self.open_scope():
                 handler = registration.handler_factory()
                 if _is_synchronous(handler):
-                    await self._in_thread(registration, handler, item, deadline)
-                elif timeout is None:  # the common case: no timeout context to enter and leave
+                    await self._in_thread(
+                        registration, handler, item, deadline or asyncio.timeout(None)
+                    )
+                elif deadline is None:
                     await handler.process(item)
                 else:
                     async with deadline:
                         await handler.process(item)
         except TimeoutError as error:
-            if timeout is not None and deadline.expired():
+            if deadline is not None and deadline.expired():
                 message = "Work item {} from handler {} timed out after {}s and was cancelled"
                 logger.error(message, item.id, name, timeout)
                 await self._failed(name, item, error)
@@ -690,6 +696,15 @@ class _Run:
         held = {item.id for item in items if item.id not in lost}
         self.confirmed.update((id, asked_at) for id in held if id in self.confirmed)
         return held
+
+    def _fresh(self, lifecycle: HandlerLifecycle, item: Any) -> bool:
+        """Whether this item's lease was claimed or renewed less than half a lease ago (the
+        common case, decided without a call: see _still_held)."""
+        if lifecycle.lease is None:
+            return True
+        confirmed = self.confirmed.get(item.id)
+        fresh_since = monotonic() - lifecycle.lease.total_seconds() / 2
+        return confirmed is None or confirmed >= fresh_since
 
     async def _still_held(
         self, name: str, lifecycle: HandlerLifecycle, items: list[Any]

@@ -50,22 +50,26 @@ that each framework row can also be read against a loop that waits no more than 
 
 A claiming handler that ran dry waiting for a full claim fetches ahead: one more quota claimed
 and up to two claims in flight, so a fast handler is not held to one quota per round trip. The
-default queue holds a whole fetch, so a batch handler's batch is its whole quota. The per-item
-worker is CPU-bound (80-110 us of CPU per row here): on this 2-core machine, shared with
-PostgreSQL and other work (load average 8-11 during the last runs), it gets a fraction of a core,
-and the raw loop, which needs almost no CPU of its own, loses much less to that. Four worker
-processes share the same two cores with PostgreSQL and each other, so they add no CPU: their
-figure is whatever share the machine gave them.
+default queue holds a whole fetch, so a batch handler's batch is its whole quota. The worker
+is CPU-bound (per-item 55-110 us of CPU per row here, batch 35-55), and the ratios move with the
+machine's load: under heavy load from other work (load average 8-11) a flushed commit took
+10-13 ms, the raw loop slowed to 13,000-23,000 rows/s and the framework, which does not wait for
+the flush, read 0.22 per-item, 0.49 batch (quota 100), 0.42 (quota 500), four workers / one 0.95;
+with the machine quiet (the table above, load average under 2), the flush costs 0.3 ms, the raw
+loop ran 47,000-69,000 rows/s and the framework read 0.26, 0.28, 0.34 and 0.82. Four worker
+processes share the same two cores with PostgreSQL and each other: they add no CPU, only
+contention, so they stay near one worker's figure, below or above it by the round.
 
 Measured on this machine (same-run A/B of the code before and after each change, medians of
 three rounds): the idle-only ping, fetching ahead, the whole-fetch queue and unflushed commits
 together took the batch protocol at quota 100 from 0.285 to 0.470 of the raw loop (rounds
 0.24-0.36 -> 0.34-0.65) and per-item from 0.161 to 0.184 (0.10-0.22 -> 0.17-0.27), worker CPU
-112 -> 97 us per row; the 20 ms completion window then 97 -> 83 us per row (one worker) and
-144 -> 133 (four). Earlier: sessions built on first use, 241 -> 185 us; the claim statement built
-once and its rows loaded without the identity map, with acknowledgements as `id = ANY(:ids)`,
-190 -> 122 us; one autocommit statement per claim and acknowledgement, claim(100) 4.5 -> 3.6 ms
-and complete(100) 2.8 -> 1.8 ms wall.
+112 -> 97 us per row; the 20 ms completion window then 97 -> 83 us per row (one worker) and 144
+-> 133 (four); no timeout context for an item without a timeout and no call to confirm a lease
+known fresh, per-item 0.333 -> 0.367 (four rounds, machine quiet). Earlier: sessions built on
+first use, 241 -> 185 us; the claim statement built once and its rows loaded without the
+identity map, with acknowledgements as `id = ANY(:ids)`, 190 -> 122 us; one autocommit statement
+per claim and acknowledgement, claim(100) 4.5 -> 3.6 ms and complete(100) 2.8 -> 1.8 ms wall.
 """
 
 
