@@ -421,6 +421,8 @@ class _Run:
         self.stats[name].truncated += len(items) - quota
         if name in self.lifecycles:  # claimed but dropped: give them back at once
             await self.lifecycles[name].release(items[quota:])
+        if self.continuous:  # what was dropped is still to do: a fetch that raced this one
+            self.refills[name].wake.set()  # and came back short must not put the handler to sleep
         return items[:quota]
 
     async def close_queue_after(self, fetches: Sequence[asyncio.Task[Any]]) -> None:
