@@ -25,7 +25,9 @@ def sink() -> Iterator[io.StringIO]:
     stream = io.StringIO()
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
+    logger.configure(extra={})  # an in-process `run` earlier in this process tagged its worker
     yield stream
+    logger.configure(extra={})
     logger.remove()
     logger.add(sys.stderr)
     root.handlers[:] = handlers
