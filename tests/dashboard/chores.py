@@ -7,7 +7,6 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from dependency_injector import providers
 from sqlalchemy import MetaData, String, Text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -61,22 +60,10 @@ class ChoresProcessing(ProcessingContainer):
         name=HANDLER,
         max_items_per_cycle=50,
         purpose=ProcessorPurpose.INTERNAL,
-        sections=ProcessingContainer.config.BackgroundProcessing,
-        session=ProcessingContainer.database.session,
-        worker_id=ProcessingContainer.core.worker_id,
-        clock=ProcessingContainer.core.clock,
     )
-    registrations = providers.List(*ProcessingContainer.registrations.args, chores)
 
 
-class ChoresApp(ApplicationContainer):
-    processing = providers.Container(
-        ChoresProcessing,
-        config=ApplicationContainer.config,
-        core=ApplicationContainer.core,
-        database=ApplicationContainer.database,
-        azure=ApplicationContainer.azure,
-    )
+ChoresApp = ApplicationContainer.with_processing(ChoresProcessing)
 
 
 CONTAINER = "tests.dashboard.chores:ChoresApp"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from dependency_injector import providers
 from sqlalchemy import Index, MetaData, String, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -74,22 +73,10 @@ class UserProcessing(ProcessingContainer):
         name=HANDLER_NAME,
         max_items_per_cycle=10,
         purpose=ProcessorPurpose.EXPORT,
-        sections=ProcessingContainer.config.BackgroundProcessing,
-        session=ProcessingContainer.database.session,
-        worker_id=ProcessingContainer.core.worker_id,
-        clock=ProcessingContainer.core.clock,
     )
-    registrations = providers.List(*ProcessingContainer.registrations.args, price_check)
 
 
-class UserApp(ApplicationContainer):
-    processing = providers.Container(
-        UserProcessing,
-        config=ApplicationContainer.config,
-        core=ApplicationContainer.core,
-        database=ApplicationContainer.database,
-        azure=ApplicationContainer.azure,
-    )
+UserApp = ApplicationContainer.with_processing(UserProcessing)
 
 
 async def create_user_table(engine: AsyncEngine) -> None:
