@@ -21,8 +21,11 @@ def health(
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Healthy: the database answers and its schema is at our newest revision (and, with
-    --require-worker, a worker is alive). Exit 0 if healthy, 1 if not."""
+    """Exit 0 when the database answers and its schema is current (and a worker is alive).
+
+    Healthy: the database answers and its schema is at our newest revision (and, with
+    --require-worker, a worker is alive). Exit 0 if healthy, 1 if not.
+    """
     context: Context = ctx.obj
 
     async def probe() -> HealthReport:

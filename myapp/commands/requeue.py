@@ -41,8 +41,10 @@ def requeue_command(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Put rows back in the queue with their attempts reset (the last error is kept). Rows a
-    live worker holds are left alone. Exit 1 when some ids asked for were not requeued."""
+    """Put rows back in the queue with their attempts reset (the last error is kept).
+
+    Rows a live worker holds are left alone. Exit 1 when some ids asked for were not requeued.
+    """
     context: Context = ctx.obj
     if bool(ids) == failed or (since is not None and not failed):
         typer.echo("Give --id ID (one or more) or --failed [--since T]", err=True)

@@ -11,8 +11,10 @@ from myapp.processing.scope import Scope
 
 
 def workers(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """Every worker that registered: host, pid, version, state, last heartbeat, handlers and
-    items in flight."""
+    """Every worker that registered, live, stale or stopped.
+
+    Shows host, pid, version, state, last heartbeat, handlers and items in flight.
+    """
     context: Context = ctx.obj
 
     async def rows() -> list[WorkerInfo]:
