@@ -116,7 +116,8 @@ async def _explain_left(
 ) -> RequeueResult:
     """Why each id asked for and not requeued was left: held, or not there."""
     t: Any = handler.spec.model if handler.spec else None
-    left = [id for id in wanted if id not in set(requeued)]
+    done = set(requeued)
+    left = [id for id in wanted if id not in done]
     present: set[uuid.UUID] = set()
     for start in range(0, len(left), IDS_PER_STATEMENT):
         chunk = left[start : start + IDS_PER_STATEMENT]
