@@ -40,6 +40,7 @@ from myapp.data.clock_skew import warn_if_clock_skewed
 from myapp.data.errors import DatabaseStartupError
 from myapp.logs import tag_worker
 from myapp.processing import ConfigurationError, CycleReport, ProcessorPurpose
+from myapp.processing.garbage_collection import freeze_startup_objects
 from myapp.processing.hosting import Host, run_one_cycle
 
 CONFIG_ERROR_EXIT = 2
@@ -152,7 +153,9 @@ async def _run(context: Context, once: bool) -> CycleReport | None:
         finally:
             if counters is not None:
                 await counters.flush()
-    await Host(build_hosted_services(container)).run()
+    services = build_hosted_services(container)
+    freeze_startup_objects()  # everything built so far lives as long as the worker
+    await Host(services).run()
     return None
 
 
