@@ -54,6 +54,9 @@ MIN_HEARTBEAT_SECONDS = 0.05
 IDS_IN_A_WARNING = 5
 
 T = TypeVar("T")
+# What the queue holds for each item: its id, read once when it is fetched (an ORM model's
+# `id` is a descriptor call; the engine looks an item up by id several times), and the item.
+Entry = tuple[Any, Any]
 
 
 class WorkItemProcessingEngine:
@@ -346,9 +349,9 @@ class _Run:
                     items = list(await handler.fetch_work_items(quota))
             fetched = len(items)
             # Duplicates first: the quota counts distinct items, and an id kept is never released.
-            items = _without_duplicates(name, items, stats)  # needs a hashable `id` on each
-            items = self._not_held(name, items)
-            items = await self._within_quota(name, quota, items)
+            entries = _without_duplicates(name, items, stats)  # needs a hashable `id` on each
+            entries = self._not_held(name, entries)
+            entries = await self._within_quota(name, quota, entries)
         except Exception as error:
             stats.fetch_error, stats.fetch_exception = f"{type(error).__name__}: {error}", error
             stats.finished = perf_counter()
@@ -370,21 +373,21 @@ class _Run:
             if not self.engine.database_down:
                 self.engine.outage.recovered()
         if self.continuous:
-            self._came_back(name, fetched, len(items), self.refills[name].repeats(items))
+            self._came_back(name, fetched, len(entries), self.refills[name].repeats(entries))
         stats.filled_quota = fetched >= quota
-        stats.fetched += len(items)
+        stats.fetched += len(entries)
         stats.finished = perf_counter()
-        self.engine.observer.fetched(name, len(items), monotonic() - claimed_at)
-        self.held[name].update((item.id, item) for item in items)
+        self.engine.observer.fetched(name, len(entries), monotonic() - claimed_at)
+        self.held[name].update(entries)
         if name in self.lifecycles:
-            self.confirmed.update((item.id, claimed_at) for item in items)
-        if items or not self.continuous:  # an idle worker does not log every wake-up
-            logger.info("Handler '{}' fetched {} work items", name, len(items))
-        for index, item in enumerate(items):
+            self.confirmed.update((item_id, claimed_at) for item_id, _ in entries)
+        if entries or not self.continuous:  # an idle worker does not log every wake-up
+            logger.info("Handler '{}' fetched {} work items", name, len(entries))
+        for index, entry in enumerate(entries):
             try:
-                await self.queue.put(name, item)
+                await self.queue.put(name, entry)
             except QueueClosedError:  # stopping: what was not queued is released
-                await self._release(name, items[index:])
+                await self._release(name, entries[index:])
                 break
 
     def _came_back(self, name: str, returned: int | None, kept: int, repeats: int) -> None:
@@ -393,18 +396,18 @@ class _Run:
             self.refills[name].came_back(returned, kept, repeats, idle=idle)
             self.queue.poke(name)  # keep_filled may start the next fetch now
 
-    def _not_held(self, name: str, items: list[Any]) -> list[Any]:
+    def _not_held(self, name: str, entries: list[Entry]) -> list[Entry]:
         """A source that is not claimed (a blob listing, an API) may return again what this run
         still has queued or running: it is not queued twice."""
         held = self.held[name]
         if not held:
-            return items
-        fresh = [item for item in items if item.id not in held]
-        if len(fresh) < len(items):
+            return entries
+        fresh = [entry for entry in entries if entry[0] not in held]
+        if len(fresh) < len(entries):
             logger.debug(
                 "Handler '{}': {} fetched items are already queued or running",
                 name,
-                len(items) - len(fresh),
+                len(entries) - len(fresh),
             )
         return fresh
 
@@ -412,18 +415,18 @@ class _Run:
         if isinstance(handler, ClaimingHandler):
             self.tables.setdefault(handler.claim_table, set()).add(name)
 
-    async def _within_quota(self, name: str, quota: int, items: list[Any]) -> list[Any]:
-        if len(items) <= quota:
-            return items
+    async def _within_quota(self, name: str, quota: int, entries: list[Entry]) -> list[Entry]:
+        if len(entries) <= quota:
+            return entries
         logger.warning(
-            "Handler '{}' returned {} items but max is {}. Truncating.", name, len(items), quota
+            "Handler '{}' returned {} items but max is {}. Truncating.", name, len(entries), quota
         )
-        self.stats[name].truncated += len(items) - quota
+        self.stats[name].truncated += len(entries) - quota
         if name in self.lifecycles:  # claimed but dropped: give them back at once
-            await self.lifecycles[name].release(items[quota:])
+            await self.lifecycles[name].release(_items(entries[quota:]))
         if self.continuous:  # what was dropped is still to do: a fetch that raced this one
             self.refills[name].wake.set()  # and came back short must not put the handler to sleep
-        return items[:quota]
+        return entries[:quota]
 
     async def close_queue_after(self, fetches: Sequence[asyncio.Task[Any]]) -> None:
         """Close the queue once every fetch is done; on a stop, give them the grace period."""
@@ -450,14 +453,14 @@ class _Run:
         in_flight: set[asyncio.Task[None]] = set()
         stop = asyncio.ensure_future(self.engine.wait_for_stop())
         try:
-            while entry := await self._next_entry(stop):
-                name, item = entry
+            while next_entry := await self._next_entry(stop):
+                name, entry = next_entry
                 if name in self.batching:
                     more = self.by_name[name].max_items_per_cycle - 1
-                    batch = [item, *self.queue.take_more(name, more)]
+                    batch = [entry, *self.queue.take_more(name, more)]
                     task = tasks.create_task(self.process_batch(name, batch))
                 else:
-                    task = tasks.create_task(self.process(name, item))
+                    task = tasks.create_task(self.process(name, entry))
                 in_flight.add(task)
                 task.add_done_callback(in_flight.discard)
             if self.engine.stopping:
@@ -466,7 +469,7 @@ class _Run:
         finally:
             stop.cancel()
 
-    async def _next_entry(self, stop: asyncio.Future[Any]) -> tuple[str, Any] | None:
+    async def _next_entry(self, stop: asyncio.Future[Any]) -> tuple[str, Entry] | None:
         """Wait for a free slot and the next item in turn; None when done or stopping."""
         if not self.slots.locked():
             await self.slots.acquire()  # a free slot: no waiting, no extra task
@@ -496,31 +499,33 @@ class _Run:
                 logger.warning("Cancelled {} work items still running after {}s", len(late), grace)
                 await asyncio.wait(late)
 
-    async def process(self, name: str, item: Any) -> None:
+    async def process(self, name: str, entry: Entry) -> None:
+        item_id, item = entry
         lifecycle = self.lifecycles.get(name)
         try:
             if lifecycle is None:
-                await self._process(name, item)
+                await self._process(name, entry)
             elif id(item) in self.lost or (
-                not self._fresh(lifecycle, item)
-                and not await self._still_held(name, lifecycle, [item])
+                not self._fresh(lifecycle, item_id)
+                and not await self._still_held(name, lifecycle, [entry])
             ):
                 self.stats[name].lost += 1  # its lease was taken while it waited: never started
             else:
                 self.running[id(item)] = asyncio.current_task()  # type: ignore[assignment]
-                await self._process(name, item)
+                await self._process(name, entry)
         finally:
             if lifecycle is not None:
                 self.running.pop(id(item), None)
                 self.lost.discard(id(item))
-                self.confirmed.pop(item.id, None)
+                self.confirmed.pop(item_id, None)
             self.stats[name].finished = perf_counter()
-            self.held[name].pop(item.id, None)
+            self.held[name].pop(item_id, None)
             self.queue.task_done(name)
             self.slots.release()
 
-    async def _process(self, name: str, item: Any) -> None:
-        work_on(name, item.id)  # this task's logs are about this item (log_context.py)
+    async def _process(self, name: str, entry: Entry) -> None:
+        item_id, item = entry
+        work_on(name, item_id)  # this task's logs are about this item (log_context.py)
         registration = self.by_name[name]
         timeout = _seconds(registration.item_timeout or self.engine.item_timeout)
         # The common case has no timeout: no timeout context to make, enter and leave.
@@ -556,29 +561,30 @@ class _Run:
         except Exception as error:
             await self._failed(name, item, error, log=True)
         else:
-            self._succeeded(name, item, perf_counter() - started)
+            self._succeeded(name, entry, perf_counter() - started)
 
-    async def process_batch(self, name: str, items: list[Any]) -> None:
+    async def process_batch(self, name: str, entries: list[Entry]) -> None:
         """Several items of a `process_batch` handler in one call, one scope and one slot."""
         stats = self.stats[name]
-        live = [item for item in items if id(item) not in self.lost]
+        live = [entry for entry in entries if id(entry[1]) not in self.lost]
         if live and (lifecycle := self.lifecycles.get(name)):
-            held = {item.id for item in await self._still_held(name, lifecycle, live)}
-            live = [item for item in live if item.id in held]
-        stats.lost += len(items) - len(live)
+            live = await self._still_held(name, lifecycle, live)
+        stats.lost += len(entries) - len(live)
         try:
             if live:
                 await self._process_batch(name, live)
         finally:
-            for item in items:
-                self.lost.discard(id(item))
-                self.confirmed.pop(item.id, None)
-                self.held[name].pop(item.id, None)
-                self.queue.task_done(name)
+            held, lost, confirmed = self.held[name], self.lost, self.confirmed
+            for item_id, item in entries:
+                lost.discard(id(item))
+                confirmed.pop(item_id, None)
+                held.pop(item_id, None)
+            self.queue.task_done(name, len(entries))
             stats.finished = perf_counter()
             self.slots.release()
 
-    async def _process_batch(self, name: str, items: list[Any]) -> None:
+    async def _process_batch(self, name: str, entries: list[Entry]) -> None:
+        items = _items(entries)
         work_on(name)
         registration = self.by_name[name]
         timeout = _seconds(registration.item_timeout or self.engine.item_timeout)
@@ -608,21 +614,21 @@ class _Run:
             return
         failed = result.failed if result is not None else {}
         seconds = (perf_counter() - started) / len(items)
-        for item in items:
-            if item.id in failed:
-                await self._failed(name, item, failed[item.id], log=True)
+        for entry in entries:
+            if entry[0] in failed:
+                await self._failed(name, entry[1], failed[entry[0]], log=True)
             else:
-                self._succeeded(name, item, seconds)
+                self._succeeded(name, entry, seconds)
 
-    def _succeeded(self, name: str, item: Any, seconds: float) -> None:
+    def _succeeded(self, name: str, entry: Entry, seconds: float) -> None:
         stats = self.stats[name]
         stats.succeeded += 1
         stats.busy_seconds += seconds
         self.engine.observer.item_finished(name, Outcome.SUCCEEDED, seconds)
         if self.continuous:
-            self.refills[name].succeeded(item.id)
+            self.refills[name].succeeded(entry[0])
         if lifecycle := self.lifecycles.get(name):
-            lifecycle.completed(item)
+            lifecycle.completed(entry[1])
 
     async def _in_thread(
         self,
@@ -685,60 +691,64 @@ class _Run:
                     await self.leases_changed.wait()
                     continue  # a handler with a shorter lease appeared: sleep its interval
             for name, lifecycle in list(self.lifecycles.items()):
-                await self._renew(name, lifecycle, list(self.held[name].values()))
+                await self._renew(name, lifecycle, list(self.held[name].items()))
 
-    async def _renew(self, name: str, lifecycle: HandlerLifecycle, items: list[Any]) -> set[Any]:
+    async def _renew(
+        self, name: str, lifecycle: HandlerLifecycle, entries: list[Entry]
+    ) -> set[Any]:
         """Extend these items' leases; the ids still this worker's (none if it cannot tell)."""
         asked_at = monotonic()
-        lost = await lifecycle.extend(items)
+        lost = await lifecycle.extend(_items(entries))
         if lost is None:  # the renewal failed: nothing is known to be held now
             return set()
         if lost:
             self._leases_lost(name, lifecycle, lost)
-        held = {item.id for item in items if item.id not in lost}
+        held = {item_id for item_id, _ in entries if item_id not in lost}
         self.confirmed.update((id, asked_at) for id in held if id in self.confirmed)
         return held
 
-    def _fresh(self, lifecycle: HandlerLifecycle, item: Any) -> bool:
+    def _fresh(self, lifecycle: HandlerLifecycle, item_id: Any) -> bool:
         """Whether this item's lease was claimed or renewed less than half a lease ago (the
         common case, decided without a call: see _still_held)."""
         if lifecycle.lease is None:
             return True
-        confirmed = self.confirmed.get(item.id)
+        confirmed = self.confirmed.get(item_id)
         fresh_since = monotonic() - lifecycle.lease.total_seconds() / 2
         return confirmed is None or confirmed >= fresh_since
 
     async def _still_held(
-        self, name: str, lifecycle: HandlerLifecycle, items: list[Any]
-    ) -> list[Any]:
+        self, name: str, lifecycle: HandlerLifecycle, entries: list[Entry]
+    ) -> list[Entry]:
         """The items whose lease is still this worker's, about to start. A lease renewed (or
         claimed) less than half a lease ago is; an older one (a renewal failed, the worker
         stalled) is asked of the database first: starting an item whose lease ran out and was
         taken by another worker would run it twice at once."""
         if lifecycle.lease is None:
-            return items
+            return entries
         fresh_since = monotonic() - lifecycle.lease.total_seconds() / 2
-        stale = [item for item in items if self.confirmed.get(item.id, fresh_since) < fresh_since]
+        confirmed = self.confirmed
+        stale = [entry for entry in entries if confirmed.get(entry[0], fresh_since) < fresh_since]
         if not stale:
-            return items
+            return entries
         held = await self._renew(name, lifecycle, stale)
-        for item in stale:
-            if item.id not in held and id(item) not in self.lost:  # lost ones are told already
+        for item_id, item in stale:
+            if item_id not in held and id(item) not in self.lost:  # lost ones are told already
                 logger.warning(
                     "Work item {} from handler {}: its lease could not be confirmed; not started",
-                    item.id,
+                    item_id,
                     name,
                 )
-        return [item for item in items if item.id in held or item not in stale]
+        stale_ids = {item_id for item_id, _ in stale}
+        return [entry for entry in entries if entry[0] in held or entry[0] not in stale_ids]
 
     def _leases_lost(
         self, name: str, lifecycle: HandlerLifecycle, lost_ids: Collection[uuid.UUID]
     ) -> None:
         """Another worker holds these items now: stop renewing them, never start the queued
         ones, and cancel the running ones (unless the handler opted out)."""
-        items = [item for item in self.held[name].values() if item.id in lost_ids]
-        for item in items:
-            del self.held[name][item.id]
+        held = self.held[name]
+        for item_id, item in [entry for entry in held.items() if entry[0] in lost_ids]:
+            del held[item_id]
             self.lost.add(id(item))
             task = self.running.get(id(item))
             if task is None:
@@ -750,7 +760,7 @@ class _Run:
                 action = "it keeps running (cancel_on_lost_lease is off)"
             logger.warning(
                 "Work item {} from handler {} lost its lease to another worker; {}",
-                item.id,
+                item_id,
                 name,
                 action,
             )
@@ -801,25 +811,29 @@ class _Run:
         return max(min(intervals), MIN_HEARTBEAT_SECONDS)
 
     async def release_unstarted(self) -> None:
-        for name, items in self.queue.take_remaining().items():
-            await self._release(name, items)
+        for name, entries in self.queue.take_remaining().items():
+            await self._release(name, entries)
 
-    async def _release(self, name: str, items: list[Any]) -> None:
-        self.stats[name].released += len(items)
-        for item in items:
-            self.held[name].pop(item.id, None)
-        if items and name in self.lifecycles:
-            await self.lifecycles[name].release(items)
+    async def _release(self, name: str, entries: list[Entry]) -> None:
+        self.stats[name].released += len(entries)
+        held = self.held[name]
+        for item_id, _ in entries:
+            held.pop(item_id, None)
+        if entries and name in self.lifecycles:
+            await self.lifecycles[name].release(_items(entries))
 
 
-def _without_duplicates(name: str, items: list[Any], stats: HandlerStatsRecorder) -> list[Any]:
-    """The first of each id, in order; one warning per fetch that returned duplicates."""
-    seen: set[Any] = set()
-    unique: list[Any] = []
+def _without_duplicates(name: str, items: list[Any], stats: HandlerStatsRecorder) -> list[Entry]:
+    """Each item with its id, the first of each id, in order; one warning per fetch that
+    returned duplicates."""
+    unique: dict[Any, Any] = {}
     repeated: list[Any] = []
     for item in items:
-        (repeated if item.id in seen else unique).append(item)
-        seen.add(item.id)
+        item_id = item.id
+        if item_id in unique:
+            repeated.append(item)
+        else:
+            unique[item_id] = item
     if repeated:
         stats.duplicates += len(repeated)
         logger.warning(
@@ -828,7 +842,11 @@ def _without_duplicates(name: str, items: list[Any], stats: HandlerStatsRecorder
             len(repeated),
             _some_ids(repeated),
         )
-    return unique
+    return list(unique.items())
+
+
+def _items(entries: Iterable[Entry]) -> list[Any]:
+    return [item for _, item in entries]
 
 
 def _some_ids(items: Sequence[Any]) -> str:
@@ -854,8 +872,8 @@ def _fetching(frame: FrameType) -> tuple[str, object | None]:
 
 
 def _processing(frame: FrameType) -> tuple[str, object | None]:
-    item = frame.f_locals.get("item")
-    return str(frame.f_locals.get("name", "?")), getattr(item, "id", None)
+    entry = frame.f_locals.get("entry")
+    return str(frame.f_locals.get("name", "?")), entry[0] if entry else None
 
 
 async def _first(awaitable: Awaitable[T], stop: asyncio.Future[Any]) -> T | None:

@@ -86,9 +86,9 @@ class FairQueue(Generic[T]):
             self._changed.clear()
             await self._changed.wait()
 
-    def task_done(self, key: str) -> None:
-        """An item of `key` finished: its handler has a free slot again."""
-        self._in_flight[key] -= 1
+    def task_done(self, key: str, count: int = 1) -> None:
+        """`count` items of `key` finished: its handler has a free slot again."""
+        self._in_flight[key] -= count
         self._changed.set()
         self._finished[key].set()
 

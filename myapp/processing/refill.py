@@ -96,10 +96,11 @@ class HandlerRefill:
         if len(recent) > self._recent_limit:
             del recent[next(iter(recent))]
 
-    def repeats(self, items: Sequence[Any]) -> int:
-        """How many fetched items succeeded here moments ago (checked before they are queued)."""
+    def repeats(self, entries: Sequence[tuple[Any, Any]]) -> int:
+        """How many fetched items (id, item) succeeded here moments ago (checked before they
+        are queued)."""
         recent = self._recent
-        return sum(1 for item in items if item.id in recent)
+        return sum(1 for item_id, _ in entries if item_id in recent)
 
     def pause_after(self, returned: int | None, kept: int, repeats: int) -> float | None:
         """Seconds to sleep after a fetch (None: refill as soon as below the low-water mark).
