@@ -108,7 +108,7 @@ EVERY_DATABASE_COMMAND = [
     ["db", "stamp"],
     ["shein", "submit", "cookies.json"],
     ["shein", "batches"],
-    ["shein", "retry", str(uuid.uuid4())],
+    ["shein", "retry", str(uuid.UUID(int=1))],
     ["photos", "similar", "cookies.json"],
 ]
 
