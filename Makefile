@@ -41,9 +41,11 @@ test: install services
 
 # The tests that need no service (no PostgreSQL, Azurite or subprocess), while you work: see
 # tests/fixtures/services.py. Not what CI runs: CI runs `make test`, every test.
+# worksteal: an idle worker takes tests queued on a busy one, so no worker ends alone on a
+# queue of timer-bound tests.
 FAST_WORKERS ?= auto
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest --fast -q -n $(FAST_WORKERS)
+	$(BIN)/python -m pytest --fast -q -n $(FAST_WORKERS) --dist worksteal
 
 lint: $(STAMP)
 	$(BIN)/ruff check myapp containers tests

@@ -33,10 +33,11 @@ class LoopWatchdog:
     def __init__(
         self,
         culprits: dict[CodeType, Culprit],
-        threshold: float = DEFAULT_STALL_THRESHOLD_SECONDS,
+        threshold: float | None = None,
     ) -> None:
         self._culprits = culprits
-        self._threshold = threshold
+        # Read when built, not when defined: a test may shorten the module's default.
+        self._threshold = DEFAULT_STALL_THRESHOLD_SECONDS if threshold is None else threshold
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_tick = monotonic()
 

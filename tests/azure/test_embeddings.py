@@ -60,7 +60,7 @@ async def test_throttling_and_server_errors_are_transient_and_not_retried_by_the
 
 
 async def test_a_slow_service_is_a_transient_timeout(fake_ai: FakeImageEmbeddingsServer) -> None:
-    fake_ai.latency = 1.0
+    fake_ai.latency = 0.6  # twice the timeout
     async with AzureImageEmbedder(
         endpoint=fake_ai.endpoint, api_key=API_KEY, model=MODEL, timeout=timedelta(milliseconds=300)
     ) as slow:
@@ -160,7 +160,7 @@ async def test_batches_are_capped_and_a_slow_download_waits_at_most_max_wait(
             await asyncio.sleep(download_seconds)
             return await reservation.embed(image)
 
-    await asyncio.gather(*(one(image, 0.0) for image in IMAGES[:4]), one(IMAGES[4], 1.0))
+    await asyncio.gather(*(one(image, 0.0) for image in IMAGES[:4]), one(IMAGES[4], 0.3))
 
     assert sorted(fake_ai.batch_sizes) == [1, 2, 2]
 

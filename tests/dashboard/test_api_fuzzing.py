@@ -9,10 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from schemathesis.generation.modes import GenerationMode
 
 from myapp.data.database import create_engine
 from tests.dashboard.chores import HANDLER, create_chores_table
@@ -28,6 +26,8 @@ known_ids: list[str] = []
 
 @pytest.fixture
 def api_schema(db_url: str, tmp_path: Path) -> Iterator[Any]:
+    import schemathesis  # here, not at collection: every xdist worker would pay for it
+
     async def prepare() -> None:
         engine = create_engine(db_url)
         try:
@@ -48,6 +48,8 @@ def api_schema(db_url: str, tmp_path: Path) -> Iterator[Any]:
 def cases(operation: Any) -> st.SearchStrategy[Any]:
     """Valid and invalid requests; for a path naming a handler (and an item), also ones naming
     a registered handler and a row that exists, so the fuzzing gets past 404 into the queries."""
+    from schemathesis.generation.modes import GenerationMode
+
     strategies = [
         operation.as_strategy(GenerationMode.POSITIVE),
         operation.as_strategy(GenerationMode.NEGATIVE),

@@ -196,7 +196,7 @@ async def test_items_whose_lease_was_taken_while_queued_are_never_started(
     journal = Journal()
 
     async def first_is_slow(item: ProductPhoto) -> None:
-        await asyncio.sleep(1.0 if item.id == ids[0] else 0)
+        await asyncio.sleep(SHORT_LEASE.total_seconds() if item.id == ids[0] else 0)
 
     handler = type(
         "Lost",
@@ -286,15 +286,15 @@ async def test_a_handler_that_opts_out_runs_to_its_end_but_its_completion_is_not
 
 
 class SyncPhotoHandler(ClaimingHandler[ProductPhoto]):
-    """A plain `def process` that blocks for longer than its lease."""
+    """A plain `def process` that blocks for longer than its lease (2.5 leases)."""
 
     finished: list[uuid.UUID] = []
 
     def claim_spec(self) -> ClaimSpec[ProductPhoto]:
-        return photo_spec(lease=timedelta(seconds=1))
+        return photo_spec(lease=SHORT_LEASE)
 
     def process(self, item: ProductPhoto) -> None:  # type: ignore[override]
-        time.sleep(2.5)
+        time.sleep(2.5 * SHORT_LEASE.total_seconds())
         self.finished.append(item.id)
 
 
@@ -332,13 +332,15 @@ async def test_a_graceful_stop_in_continuous_mode_keeps_renewing_leases_while_it
     ids = await add_photos(session_factory, clock, 4)
     journal = Journal()
 
+    lease = timedelta(seconds=0.4)  # renewed every 0.13 s
+
     async def long(item: ProductPhoto) -> None:
-        await asyncio.sleep(2.5)
+        await asyncio.sleep(4 * lease.total_seconds())
 
     handler = type(
         "Draining",
         (PhotoHandler,),
-        {"journal": journal, "work": staticmethod(long), "spec": photo_spec(lease=SHORT_LEASE)},
+        {"journal": journal, "work": staticmethod(long), "spec": photo_spec(lease=lease)},
     )
     engine = engine_for(
         session_factory, handler, max_concurrency=2, shutdown_timeout=timedelta(seconds=10)

@@ -19,6 +19,7 @@ from tests.fixtures.clock import FakeClock
 
 Factory = async_sessionmaker[AsyncSession]
 RETRY_IN_1S = RetryPolicy(base=timedelta(seconds=1), cap=timedelta(seconds=1), jitter=0.0)
+RETRY_IN_04S = RetryPolicy(base=timedelta(seconds=0.4), cap=timedelta(seconds=0.4), jitter=0.0)
 
 
 def claims(
@@ -84,7 +85,7 @@ async def test_continuous_mode_retries_when_the_backoff_ends_not_at_the_poll_int
         {
             "journal": journal,
             "work": staticmethod(fails_once),
-            "spec": photo_spec(retry=RETRY_IN_1S),
+            "spec": photo_spec(retry=RETRY_IN_04S),
         },
     )
     engine = engine_for(session_factory, handler)
@@ -96,5 +97,5 @@ async def test_continuous_mode_retries_when_the_backoff_ends_not_at_the_poll_int
     report = await run
 
     assert len(attempts) == 2
-    assert 0.9 < attempts[1] - attempts[0] < 5  # at the backoff (1 s), not after an hour
+    assert 0.36 < attempts[1] - attempts[0] < 5  # at the backoff (0.4 s), not after an hour
     assert (report.handlers["Photos"].succeeded, report.handlers["Photos"].failed) == (1, 1)

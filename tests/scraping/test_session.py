@@ -216,7 +216,7 @@ async def test_an_unreachable_site_is_a_transient_error(cookie_file: CookieFile)
 async def test_a_page_slower_than_the_timeout_fails(
     site: FakeSite, cookie_file: CookieFile
 ) -> None:
-    site.serve("/slow", Reply(body=PAGE, delay=1))
+    site.serve("/slow", Reply(body=PAGE, delay=0.5))  # well past the 0.2 s timeout
     settings = fast_settings(
         site.url, request_timeout=timedelta(milliseconds=200), retry_attempts=1
     )

@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from tenacity import wait_exponential, wait_random
 
-from myapp.processing import CycleReport, HandlerRegistration, WorkItemProcessingEngine
+from myapp.processing import CycleReport, HandlerRegistration, WorkItemProcessingEngine, refill
 from myapp.processing.refill import MAX_FETCHES_IN_FLIGHT, HandlerRefill
 from tests.fixtures.logs import LogCapture
 from tests.unit.support import ConcurrencyProbe
@@ -204,7 +206,9 @@ async def test_a_slow_item_holds_only_its_own_slot_not_its_neighbours_new_work()
     slow, quick = Pool("Slow", delay=3.0), Pool("Quick")
     slow.add(2)
     engine = WorkItemProcessingEngine(
-        [registration_for(slow), registration_for(quick)], max_concurrency=4
+        [registration_for(slow), registration_for(quick)],
+        max_concurrency=4,
+        shutdown_timeout=timedelta(0),  # the stop does not wait out the slow items
     )
     run = await start(engine)
 
@@ -238,8 +242,8 @@ async def test_a_handler_that_never_marks_its_work_done_is_caught_and_slowed(
     engine = WorkItemProcessingEngine(
         [HandlerRegistration(NeverDone, name="Spinner", max_items_per_cycle=3)]
     )
-    run = await start(engine, poll=timedelta(milliseconds=500))
-    await asyncio.sleep(1.2)
+    run = await start(engine, poll=timedelta(milliseconds=100))
+    await asyncio.sleep(0.2)
     await stop(engine, run)
 
     warnings = logs.containing("keeps fetching items it has just processed successfully")
@@ -248,7 +252,12 @@ async def test_a_handler_that_never_marks_its_work_done_is_caught_and_slowed(
     assert NeverDone.fetches <= 8  # 3 to notice, then one per poll; without the guard: hundreds
 
 
-async def test_a_failing_fetch_backs_off(logs: LogCapture) -> None:
+async def test_a_failing_fetch_backs_off(logs: LogCapture, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The backoff a tenth of its length (0.05 s, 0.1 s, ... + up to 0.05 s), the poll and the
+    # wait too: the same proportions in a tenth of the time.
+    backoff = wait_exponential(multiplier=0.05, max=6) + wait_random(0, 0.05)
+    monkeypatch.setattr(refill, "FETCH_ERROR_BACKOFF", backoff)
+
     class Broken:
         fetches = 0
 
@@ -260,11 +269,11 @@ async def test_a_failing_fetch_backs_off(logs: LogCapture) -> None:
             return None
 
     engine = WorkItemProcessingEngine([HandlerRegistration(Broken, name="Broken")])
-    run = await start(engine, poll=timedelta(milliseconds=10))
-    await asyncio.sleep(1.5)
+    run = await start(engine, poll=timedelta(milliseconds=1))
+    await asyncio.sleep(0.15)
     await stop(engine, run)
 
-    assert 2 <= Broken.fetches <= 3  # 0 s, ~0.6 s, ~1.6 s: not every 10 ms poll
+    assert 2 <= Broken.fetches <= 3  # 0 s, ~0.06 s, ~0.16 s: not every 1 ms poll
 
 
 async def test_graceful_stop_finishes_running_items_and_releases_queued_ones() -> None:

@@ -83,7 +83,7 @@ async def test_a_stop_wakes_fetches_blocked_on_a_full_queue_and_releases_their_i
     journal = Journal()
     registrations = [
         HandlerRegistration(
-            lambda: ClaimHandler(journal, work=1.0), name=f"H{n}", max_items_per_cycle=3
+            lambda: ClaimHandler(journal, work=0.3), name=f"H{n}", max_items_per_cycle=3
         )
         for n in range(6)
     ]
@@ -108,7 +108,13 @@ async def test_a_short_lease_is_renewed_more_often_than_the_heartbeat_interval()
     journal = Journal()
     lease = timedelta(seconds=0.3)
     engine = WorkItemProcessingEngine(
-        [HandlerRegistration(lambda: ClaimHandler(journal, work=1.0, lease=lease), name="Short")],
+        [
+            HandlerRegistration(
+                lambda: ClaimHandler(journal, work=1.0, lease=lease),
+                name="Short",
+                max_items_per_cycle=4,  # one round of the 4 slots: 1 s of work
+            )
+        ],
         heartbeat_interval=timedelta(hours=1),
     )
 
@@ -231,7 +237,7 @@ async def test_continuous_mode_renews_a_short_lease_from_its_first_fetch_on() ->
     )
 
     run = asyncio.create_task(engine.run_continuously(timedelta(hours=1)))
-    await asyncio.sleep(1.5)
+    await asyncio.sleep(0.9)  # the stop lets the first item's 1 s of work finish
     engine.request_stop()
     await run
 
