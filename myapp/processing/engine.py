@@ -452,8 +452,9 @@ class _Run:
     async def process_queue(self, tasks: asyncio.TaskGroup) -> None:
         in_flight: set[asyncio.Task[None]] = set()
         stop = asyncio.ensure_future(self.engine.wait_for_stop())
+        stop.add_done_callback(self._wake_dispatcher)
         try:
-            while next_entry := await self._next_entry(stop):
+            while next_entry := await self._next_entry():
                 name, entry = next_entry
                 if name in self.batching:
                     more = self.by_name[name].max_items_per_cycle - 1
@@ -469,15 +470,11 @@ class _Run:
         finally:
             stop.cancel()
 
-    async def _next_entry(self, stop: asyncio.Future[Any]) -> tuple[str, Entry] | None:
-        """Wait for a free slot and the next item in turn; None when done or stopping."""
-        if not self.slots.locked():
-            await self.slots.acquire()  # a free slot: no waiting, no extra task
-        elif not await _first(self.slots.acquire(), stop):
-            return None
-        entry = self.queue.get_nowait()  # the fast path: no waiting, no extra futures
-        if entry is None:
-            entry = await _first(self.queue.get(), stop)
+    async def _next_entry(self) -> tuple[str, Entry] | None:
+        """Wait for a free slot and the next item in turn; None when done or stopping. This
+        runs once per item: each wait is a plain await, and a stop ends it (_wake_dispatcher)."""
+        await self.slots.acquire()
+        entry = None if self.engine.stopping else await self.queue.get()
         if entry is not None and self.engine.stopping:  # picked just as the stop came
             self.queue.task_done(entry[0])
             await self._release(entry[0], [entry[1]])
@@ -485,6 +482,13 @@ class _Run:
         if entry is None:
             self.slots.release()
         return entry
+
+    def _wake_dispatcher(self, stop: asyncio.Future[Any]) -> None:
+        """A stop ends the dispatcher's wait, for a free slot (one more, which nothing else
+        takes now) or for the next item."""
+        if self.engine.stopping:
+            self.slots.release()
+            self.queue.interrupt()
 
     async def _finish(self, in_flight: set[asyncio.Task[None]], stop: asyncio.Future[Any]) -> None:
         """Wait for in-flight items; on a stop, give them the graceful timeout, then cancel them."""
