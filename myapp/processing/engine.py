@@ -22,7 +22,7 @@ from myapp.processing.fair_queue import FairQueue, QueueClosedError
 from myapp.processing.lifecycle import HandlerLifecycle, ScopeFactory
 from myapp.processing.log_context import work_on
 from myapp.processing.observers import NoObserver, Outcome, ProcessingObserver
-from myapp.processing.refill import HandlerRefill
+from myapp.processing.refill import MAX_FETCHES_IN_FLIGHT, HandlerRefill
 from myapp.processing.registration import HandlerRegistration
 from myapp.processing.report import CycleReport, HandlerStatsRecorder
 from myapp.processing.scope import Scope
@@ -89,9 +89,13 @@ class WorkItemProcessingEngine:
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
         self.max_concurrency = max_concurrency
-        # By default one fetch's items fit at once: a fetch does not wait on the queue for what
-        # it already holds, and a batch handler's batch can be its whole quota.
-        quotas = [r.max_items_per_cycle for r in self.registrations if r.enabled]
+        # By default the items of every fetch a handler may have in flight fit at once (two
+        # claims overlap while a backlog drains, see refill.py): a fetch does not wait on the
+        # queue, item by item, for what it already holds, and a batch handler's batch can be its
+        # whole quota. The refill's low-water mark, not the queue, bounds what a handler holds.
+        quotas = [
+            r.max_items_per_cycle * MAX_FETCHES_IN_FLIGHT for r in self.registrations if r.enabled
+        ]
         self.queue_size = queue_size or max(max_concurrency * QUEUE_SLOTS_PER_WORKER, *quotas, 1)
         self.fetch_timeout = fetch_timeout
         self.item_timeout = item_timeout
