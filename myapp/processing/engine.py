@@ -159,6 +159,14 @@ class WorkItemProcessingEngine:
         if self._continuous is not None:
             self._continuous.wake(name)
 
+    def waiting_for_work(self) -> bool:
+        """Whether a wake-up could start a fetch now: a handler of the continuous run sleeps
+        because its source ran dry. While every one is busy fetching or processing, a wake-up
+        changes nothing (a probe for claimable rows can wait). True when no continuous run is
+        going."""
+        run = self._continuous
+        return run is None or bool(run.sleeping)
+
     def trigger_table(self, table: str) -> None:
         """Wake the handlers that claim rows from `table` (all of them if none is known yet)."""
         if self._continuous is not None:
@@ -205,6 +213,7 @@ class _Run:
             if poll_interval is not None
         }
         self.tables: dict[str, set[str]] = {}  # claimed table -> handler names, for wake-ups
+        self.sleeping: set[str] = set()  # handlers asleep in _sleep: their source ran dry
         self.batching: set[str] = set()  # handlers with `process_batch`
         self.leases_changed = asyncio.Event()
         self.stats = {r.name: HandlerStatsRecorder() for r in registrations}
@@ -299,9 +308,11 @@ class _Run:
         waits: list[asyncio.Future[Any]] = [stop]
         if wakeable:
             waits.append(asyncio.ensure_future(refill.wake.wait()))
+            self.sleeping.add(refill.name)
         try:
             await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            self.sleeping.discard(refill.name)
             for waiting in waits[1:]:
                 waiting.cancel()
 
