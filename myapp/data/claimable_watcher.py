@@ -7,7 +7,9 @@ and calls `on_wake(name)` for the claim specs that have some.
   running out — and costs writers nothing: no trigger, nothing to install, any table the
   worker can read.
   Level-triggered: while a spec has claimable rows, every probe wakes it (the engine ignores
-  wake-ups it has no room for).
+  wake-ups it has no room for). A worker whose handlers are all busy (`wanted()` is false: none
+  sleeps on a dry source) skips its probes: a row it would find is claimed by the next fetch
+  anyway, and N busy workers do not cost the server N probes every 50 ms.
 - LISTEN on WAKEUP_CHANNEL: `send_wakeup` (the CLI, code in any process) wakes a name at once,
   or every name with an empty payload (`on_wake(None)`).
 
@@ -27,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +83,7 @@ class ClaimableWatcher(WakeSource):
         interval: float = DEFAULT_PROBE_INTERVAL_S,
         channel: str = WAKEUP_CHANNEL,
         reconnect_wait: wait_base | None = None,
+        wanted: Callable[[], bool] | None = None,
     ) -> None:
         super().__init__(on_wake)
         self._url = normalize_url(url)
@@ -90,6 +93,9 @@ class ClaimableWatcher(WakeSource):
         now = None if clock is not None else database_time(self._url.get_backend_name())
         self._statement: Executable = probe_statement(specs, now) if specs else select(literal(1))
         self._interval = interval if specs else HEALTH_CHECK_INTERVAL_S
+        # Asked before each probe: False (nobody would act on a wake-up now: every handler is
+        # busy) skips that probe. Notifications still arrive.
+        self._wanted = wanted if specs else None
         self._clock = clock
         self._channel = channel
         # 0.2 s, 0.4 s, ... capped at 30 s, each plus up to 0.5 s so workers spread out.
@@ -173,29 +179,37 @@ class ClaimableWatcher(WakeSource):
     async def _watch(self, session: _Session) -> None:
         """Probe until the connection is gone."""
         while not session.lost.is_set():
-            delay = self._interval
-            try:
-                async with asyncio.timeout(PROBE_TIMEOUT_S):
-                    answers = (await session.connection.execute(self._statement, self._now())).one()
-            except TimeoutError:
-                self._warn(f"no probe answer within {PROBE_TIMEOUT_S:g} s")
-                return
-            except Exception as error:
-                if session.lost.is_set() or session.driver.is_closed() or _broken(error):
+            delay: float | None = self._interval
+            if self._wanted is None or self._wanted():
+                delay = await self._probe(session)
+                if delay is None:
                     return
-                # The connection is fine, the statement is not (a table missing, a bad filter):
-                # keep watching, slowly, so it starts working once the cause is fixed.
-                self._warn(f"the probe failed: {_reason(error)}")
-                delay = FAILING_PROBE_INTERVAL_S
-            else:
-                for name, claimable in zip(self._names, answers, strict=False):
-                    if claimable:
-                        self._wake(name)
             try:
                 async with asyncio.timeout(delay):
                     await session.lost.wait()
             except TimeoutError:
                 pass
+
+    async def _probe(self, session: _Session) -> float | None:
+        """One probe, waking the specs with claimable rows; the wait before the next one, or
+        None when the connection is gone."""
+        try:
+            async with asyncio.timeout(PROBE_TIMEOUT_S):
+                answers = (await session.connection.execute(self._statement, self._now())).one()
+        except TimeoutError:
+            self._warn(f"no probe answer within {PROBE_TIMEOUT_S:g} s")
+            return None
+        except Exception as error:
+            if session.lost.is_set() or session.driver.is_closed() or _broken(error):
+                return None
+            # The connection is fine, the statement is not (a table missing, a bad filter):
+            # keep watching, slowly, so it starts working once the cause is fixed.
+            self._warn(f"the probe failed: {_reason(error)}")
+            return FAILING_PROBE_INTERVAL_S
+        for name, claimable in zip(self._names, answers, strict=False):
+            if claimable:
+                self._wake(name)
+        return self._interval
 
     def _now(self) -> dict[str, Any]:
         return {NOW: self._clock()} if self._names and self._clock is not None else {}

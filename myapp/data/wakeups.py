@@ -80,16 +80,22 @@ class WakeSource(ABC):
 
 
 def wakeup_source(
-    url: str, specs: Mapping[str, ClaimSpec[Any]], on_wake: OnWake, *, clock: Clock | None = None
+    url: str,
+    specs: Mapping[str, ClaimSpec[Any]],
+    on_wake: OnWake,
+    *,
+    clock: Clock | None = None,
+    wanted: Callable[[], bool] | None = None,
 ) -> WakeSource:
     """The wake-up source for the database at `url`: the probing, listening ClaimableWatcher
-    over `specs` (name -> claim spec) on PostgreSQL; the `data_version` watcher on SQLite."""
+    over `specs` (name -> claim spec) on PostgreSQL, which probes only while `wanted()` (if
+    given) says a wake-up would be acted on; the `data_version` watcher on SQLite."""
     # Imported here: both modules build on WakeSource above.
     from myapp.data.claimable_watcher import ClaimableWatcher
     from myapp.data.sqlite_changes import SqliteChangeWatcher
 
     if normalize_url(url).get_backend_name() == "postgresql":
-        return ClaimableWatcher(url, specs, on_wake, clock=clock)
+        return ClaimableWatcher(url, specs, on_wake, clock=clock, wanted=wanted)
     return SqliteChangeWatcher(url, on_wake)
 
 
@@ -106,7 +112,9 @@ class EngineWakeups:
 
     async def start(self) -> None:
         specs = await claim_specs(self._engine)
-        self._source = wakeup_source(self._url, specs, self._on_wake)
+        self._source = wakeup_source(
+            self._url, specs, self._on_wake, wanted=self._engine.waiting_for_work
+        )
         await self._source.start()
 
     async def stop(self) -> None:

@@ -22,7 +22,7 @@ from myapp.processing.fair_queue import FairQueue, QueueClosedError
 from myapp.processing.lifecycle import HandlerLifecycle, ScopeFactory
 from myapp.processing.log_context import work_on
 from myapp.processing.observers import NoObserver, Outcome, ProcessingObserver
-from myapp.processing.refill import HandlerRefill
+from myapp.processing.refill import MAX_FETCHES_IN_FLIGHT, HandlerRefill
 from myapp.processing.registration import HandlerRegistration
 from myapp.processing.report import CycleReport, HandlerStatsRecorder
 from myapp.processing.scope import Scope
@@ -89,9 +89,13 @@ class WorkItemProcessingEngine:
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
         self.max_concurrency = max_concurrency
-        # By default one fetch's items fit at once: a fetch does not wait on the queue for what
-        # it already holds, and a batch handler's batch can be its whole quota.
-        quotas = [r.max_items_per_cycle for r in self.registrations if r.enabled]
+        # By default the items of every fetch a handler may have in flight fit at once (two
+        # claims overlap while a backlog drains, see refill.py): a fetch does not wait on the
+        # queue, item by item, for what it already holds, and a batch handler's batch can be its
+        # whole quota. The refill's low-water mark, not the queue, bounds what a handler holds.
+        quotas = [
+            r.max_items_per_cycle * MAX_FETCHES_IN_FLIGHT for r in self.registrations if r.enabled
+        ]
         self.queue_size = queue_size or max(max_concurrency * QUEUE_SLOTS_PER_WORKER, *quotas, 1)
         self.fetch_timeout = fetch_timeout
         self.item_timeout = item_timeout
@@ -155,6 +159,14 @@ class WorkItemProcessingEngine:
         if self._continuous is not None:
             self._continuous.wake(name)
 
+    def waiting_for_work(self) -> bool:
+        """Whether a wake-up could start a fetch now: a handler of the continuous run sleeps
+        because its source ran dry. While every one is busy fetching or processing, a wake-up
+        changes nothing (a probe for claimable rows can wait). True when no continuous run is
+        going."""
+        run = self._continuous
+        return run is None or bool(run.sleeping)
+
     def trigger_table(self, table: str) -> None:
         """Wake the handlers that claim rows from `table` (all of them if none is known yet)."""
         if self._continuous is not None:
@@ -201,6 +213,7 @@ class _Run:
             if poll_interval is not None
         }
         self.tables: dict[str, set[str]] = {}  # claimed table -> handler names, for wake-ups
+        self.sleeping: set[str] = set()  # handlers asleep in _sleep: their source ran dry
         self.batching: set[str] = set()  # handlers with `process_batch`
         self.leases_changed = asyncio.Event()
         self.stats = {r.name: HandlerStatsRecorder() for r in registrations}
@@ -295,9 +308,11 @@ class _Run:
         waits: list[asyncio.Future[Any]] = [stop]
         if wakeable:
             waits.append(asyncio.ensure_future(refill.wake.wait()))
+            self.sleeping.add(refill.name)
         try:
             await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            self.sleeping.discard(refill.name)
             for waiting in waits[1:]:
                 waiting.cancel()
 
@@ -452,8 +467,9 @@ class _Run:
     async def process_queue(self, tasks: asyncio.TaskGroup) -> None:
         in_flight: set[asyncio.Task[None]] = set()
         stop = asyncio.ensure_future(self.engine.wait_for_stop())
+        stop.add_done_callback(self._wake_dispatcher)
         try:
-            while next_entry := await self._next_entry(stop):
+            while next_entry := await self._next_entry():
                 name, entry = next_entry
                 if name in self.batching:
                     more = self.by_name[name].max_items_per_cycle - 1
@@ -469,15 +485,11 @@ class _Run:
         finally:
             stop.cancel()
 
-    async def _next_entry(self, stop: asyncio.Future[Any]) -> tuple[str, Entry] | None:
-        """Wait for a free slot and the next item in turn; None when done or stopping."""
-        if not self.slots.locked():
-            await self.slots.acquire()  # a free slot: no waiting, no extra task
-        elif not await _first(self.slots.acquire(), stop):
-            return None
-        entry = self.queue.get_nowait()  # the fast path: no waiting, no extra futures
-        if entry is None:
-            entry = await _first(self.queue.get(), stop)
+    async def _next_entry(self) -> tuple[str, Entry] | None:
+        """Wait for a free slot and the next item in turn; None when done or stopping. This
+        runs once per item: each wait is a plain await, and a stop ends it (_wake_dispatcher)."""
+        await self.slots.acquire()
+        entry = None if self.engine.stopping else await self.queue.get()
         if entry is not None and self.engine.stopping:  # picked just as the stop came
             self.queue.task_done(entry[0])
             await self._release(entry[0], [entry[1]])
@@ -485,6 +497,13 @@ class _Run:
         if entry is None:
             self.slots.release()
         return entry
+
+    def _wake_dispatcher(self, stop: asyncio.Future[Any]) -> None:
+        """A stop ends the dispatcher's wait, for a free slot (one more, which nothing else
+        takes now) or for the next item."""
+        if self.engine.stopping:
+            self.slots.release()
+            self.queue.interrupt()
 
     async def _finish(self, in_flight: set[asyncio.Task[None]], stop: asyncio.Future[Any]) -> None:
         """Wait for in-flight items; on a stop, give them the graceful timeout, then cancel them."""

@@ -87,6 +87,23 @@ async def test_a_requeue_wakes(db_url: str, watcher: ClaimableWatcher, wakes: Wa
     await wakes.wait(requeued, PHOTOS)
 
 
+async def test_a_worker_whose_handlers_are_all_busy_skips_its_probes(
+    db_url: str, wakes: Wakes
+) -> None:
+    """While `wanted()` is false nothing is probed (a claimable row wakes no one); the first
+    probe after it turns true finds the row."""
+    wanted = False
+    async with ClaimableWatcher(db_url, SPECS, wakes, wanted=lambda: wanted) as watcher:
+        async with asyncio.timeout(5):
+            await watcher.wait_until_watching()
+        inserted = time.monotonic()
+        await execute_plainly(db_url, insert_photo(uuid.uuid4()))
+        await asyncio.sleep(QUIET_S)
+        assert wakes.since(inserted) == []
+        wanted = True
+        await wakes.wait(time.monotonic(), PHOTOS)
+
+
 async def test_changes_that_leave_nothing_claimable_do_not_wake(
     db_url: str, watcher: ClaimableWatcher, wakes: Wakes
 ) -> None:

@@ -115,14 +115,15 @@ async def test_a_batch_counts_against_one_slot_and_its_timeout_covers_the_call()
 
 
 async def test_a_quota_bigger_than_the_default_queue_comes_in_one_batch() -> None:
-    """The default queue holds one whole fetch (4 x MaxConcurrency, or the biggest quota), so a
-    batch is the handler's whole quota, not what a smaller queue could hold."""
+    """The default queue holds the two fetches a handler may have in flight (4 x MaxConcurrency,
+    or twice the biggest quota), so a batch is the handler's whole quota, not what a smaller
+    queue could hold."""
     ledger = Ledger()
     engine = engine_for(lambda: BatchHandler(ledger, 100), quota=100, max_concurrency=2)
 
     await engine.run_cycle()
 
-    assert engine.queue_size == 100
+    assert engine.queue_size == 200
     assert ledger.batches == [list(range(100))]
 
 

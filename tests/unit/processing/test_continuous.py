@@ -172,6 +172,29 @@ async def test_trigger_wakes_a_sleeping_handler_and_nothing_else_does_before_its
     assert pool.finished() == 3
 
 
+async def test_the_engine_waits_for_work_while_a_handler_sleeps_not_while_all_are_busy() -> None:
+    """What the wake-up probe asks (`waiting_for_work`): a wake-up is only worth looking for
+    while some handler sleeps on a dry source, not while every one drains a backlog."""
+    busy, idle = Pool("Busy", delay=0.05), Pool("Idle")
+    busy.add(40)  # four full claims of 10: it never finds its source dry until they are done
+    engine = WorkItemProcessingEngine([registration_for(busy)])
+    assert engine.waiting_for_work()  # no run: a wake-up is harmless
+
+    run = await start(engine)
+    assert not engine.waiting_for_work()
+    async with asyncio.timeout(GUARD_S):
+        await busy.done.wait()
+    await asyncio.sleep(0.05)  # its next fetch comes back empty: asleep
+    assert engine.waiting_for_work()
+    await stop(engine, run)
+
+    both = WorkItemProcessingEngine([registration_for(busy), registration_for(idle)])
+    busy.add(40)
+    run = await start(both)
+    assert both.waiting_for_work()  # Idle sleeps while Busy works
+    await stop(both, run)
+
+
 async def test_trigger_names_an_unknown_handler_in_its_error() -> None:
     engine = WorkItemProcessingEngine([registration_for(Pool("Orders"))])
     try:
