@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import statistics
 import tempfile
@@ -57,6 +58,9 @@ LATENCY_FINISHED_ROWS = 1_000_000
 LATENCY_QUEUED_ROWS = 10_000
 LATENCY_CLAIMS = 200
 DRAIN_TIMEOUT_S = 300.0
+SETTLE_S = 0.5  # after every worker is up, for their first (empty) fetches
+SEED_DUE_S = 1.0  # seeded rows fall due this long after seeding starts, plus ...
+SEEDED_ROWS_PER_S = 50_000  # ... their count at this (conservative) insert + vacuum rate
 PER_ITEM_TARGET = 0.25  # of the raw loop
 BATCH_TARGET = 0.50
 MEMORY_TARGET = 1.10  # 200k-row backlog's peak RSS / 20k-row backlog's
@@ -144,22 +148,40 @@ def peak_rss_mb(pid: int) -> float:
     raise AssertionError(f"no VmHWM for process {pid}")
 
 
-async def seed(db: asyncpg.Connection, count: int) -> None:
+async def seed(db: asyncpg.Connection, count: int, *, due_in: float | None = None) -> None:
+    """A fresh table of `count` Queued rows, vacuumed and analyzed; with `due_in`, claimable
+    only that many seconds from now, and an error if seeding took longer than that."""
     await reset_tables(db)
-    await seed_rows(db, count)
+    await seed_rows(db, count, due_in=due_in)
     await db.execute(f"VACUUM ANALYZE {ROWS_TABLE}")
+    if due_in is not None:
+        early = f"SELECT EXISTS (SELECT FROM {ROWS_TABLE} WHERE next_attempt_at <= now())"
+        if await db.fetchval(early):
+            raise AssertionError(f"seeding {count:,} rows took more than {due_in} s")
+
+
+async def workers_up(db: asyncpg.Connection, pids: list[int]) -> bool:
+    """Every one of these worker processes has registered in myapp_workers (it is running)."""
+    query = "SELECT count(*) FROM myapp_workers WHERE pid = ANY($1) AND stopped_at IS NULL"
+    return bool(await db.fetchval(query, pids) == len(pids))
 
 
 async def drain(
     url: str, db: asyncpg.Connection, mode: Mode, count: int, root: Path = REPO_ROOT
 ) -> Drain:
     """Worker subprocesses (`python -m myapp ... run`, from the checkout at `root`) drain `count`
-    rows; timed from the first claimed row until the table is drained (start-up excluded)."""
-    await seed(db, count)
+    rows; timed from the first claimed row until the table is drained. The workers start on an
+    empty table, and the rows fall due only once every worker is up and asleep: start-up is not
+    measured, and several workers are not measured while the others still start."""
+    await reset_tables(db)
     with tempfile.TemporaryDirectory() as logs:
         pool = WorkerPool(url, Path(logs), mode.settings(), root=root)
         try:
             pids = [worker.pid for worker in pool.start(mode.workers)]
+            up = functools.partial(workers_up, db, pids)
+            await wait_until(up, within=60, what="every worker up", workers=pool, interval=0.05)
+            await asyncio.sleep(SETTLE_S)  # their first fetches found nothing: all asleep
+            await seed(db, count, due_in=SEED_DUE_S + count / SEEDED_ROWS_PER_S)
 
             async def claimed() -> bool:
                 query = f"SELECT EXISTS (SELECT FROM {ROWS_TABLE} WHERE attempts > 0)"

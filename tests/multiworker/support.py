@@ -83,19 +83,24 @@ async def seed_rows(
     status: str = "Queued",
     max_attempts: int = 5,
     poison: bool = False,
+    due_in: float | None = None,
 ) -> None:
-    """`count` rows in one statement, created one microsecond apart (a stable claim order)."""
+    """`count` rows in one statement, created one microsecond apart (a stable claim order);
+    with `due_in`, none is claimable before that many seconds from now (`next_attempt_at`)."""
     await connection.execute(
         f"""
-        INSERT INTO {ROWS_TABLE} (id, created_at, status, max_attempts, poison, attempts)
+        INSERT INTO {ROWS_TABLE} (id, created_at, status, max_attempts, poison, attempts,
+                                  next_attempt_at)
         SELECT gen_random_uuid(), now() + n * interval '1 microsecond', $2::varchar, $3, $4,
-               CASE WHEN $2::varchar = 'Queued' THEN 0 ELSE 1 END
+               CASE WHEN $2::varchar = 'Queued' THEN 0 ELSE 1 END,
+               now() + $5::float8 * interval '1 second'
         FROM generate_series(1, $1) AS n
         """,
         count,
         status,
         max_attempts,
         poison,
+        due_in,
     )
 
 
