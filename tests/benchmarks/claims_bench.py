@@ -30,6 +30,7 @@ from typing import Any
 
 import asyncpg
 
+from myapp.data.claimable_watcher import APPLICATION_NAME as WAKEUP_APPLICATION_NAME
 from myapp.data.database import create_engine, create_session_factory
 from myapp.processing.claims import Claims
 from tests.benchmarks.table import row
@@ -160,10 +161,14 @@ async def seed(db: asyncpg.Connection, count: int, *, due_in: float | None = Non
             raise AssertionError(f"seeding {count:,} rows took more than {due_in} s")
 
 
-async def workers_up(db: asyncpg.Connection, pids: list[int]) -> bool:
-    """Every one of these worker processes has registered in myapp_workers (it is running)."""
-    query = "SELECT count(*) FROM myapp_workers WHERE pid = ANY($1) AND stopped_at IS NULL"
-    return bool(await db.fetchval(query, pids) == len(pids))
+async def workers_up(db: asyncpg.Connection, count: int) -> bool:
+    """`count` workers run on this database: each has its wake-up connection open, which a
+    worker opens once its engine runs (whatever else it has turned off, its heartbeat too)."""
+    query = (
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND application_name = $1"
+    )
+    return bool(await db.fetchval(query, WAKEUP_APPLICATION_NAME) >= count)
 
 
 async def drain(
@@ -178,7 +183,7 @@ async def drain(
         pool = WorkerPool(url, Path(logs), mode.settings(), root=root)
         try:
             pids = [worker.pid for worker in pool.start(mode.workers)]
-            up = functools.partial(workers_up, db, pids)
+            up = functools.partial(workers_up, db, mode.workers)
             await wait_until(up, within=60, what="every worker up", workers=pool, interval=0.05)
             await asyncio.sleep(SETTLE_S)  # their first fetches found nothing: all asleep
             await seed(db, count, due_in=SEED_DUE_S + count / SEEDED_ROWS_PER_S)
