@@ -30,7 +30,6 @@ from sqlalchemy import (
     Column,
     ColumnElement,
     Integer,
-    Row,
     String,
     and_,
     any_,
@@ -53,6 +52,7 @@ from sqlalchemy.sql.dml import Update
 from sqlalchemy.sql.elements import BindParameter, ClauseElement, UnaryExpression
 
 from myapp.processing.claim_columns import ClaimColumns, UtcDateTime
+from myapp.processing.driver_statement import DriverPath
 from myapp.processing.sql_time import database_time, offset_parameter
 
 if TYPE_CHECKING:
@@ -66,6 +66,8 @@ M = TypeVar("M", bound=ClaimColumns)
 T = TypeVar("T")
 BOUND = "bound"  # the key of a value given at execution
 SortKey = tuple[int, bool, bool]  # (returned column, descending, NULLs first)
+# A returned row: SQLAlchemy's Row, or the columns the driver returned (driver_statement.py).
+ReturnedRow = Sequence[Any]
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,7 @@ class ClaimStatement(Generic[M]):
     status: int  # where the status column is among them
     id: int
     sort: tuple[SortKey, ...]
+    driver: DriverPath  # the same statement sent straight to asyncpg
 
     def parameters(
         self, limit: int, worker_id: str, lease: timedelta, now: datetime | None
@@ -93,11 +96,11 @@ class ClaimStatement(Generic[M]):
             "claim_lease_end": now + lease,
         }
 
-    def in_order(self, rows: Iterable[Row[Any]]) -> list[Row[Any]]:
+    def in_order(self, rows: Iterable[ReturnedRow]) -> list[ReturnedRow]:
         """The rows in the spec's order (RETURNING has none): NULLs where PostgreSQL puts them."""
         return sorted(rows, key=functools.cmp_to_key(self._compare))
 
-    def instances(self, rows: Iterable[Row[Any]]) -> list[M]:
+    def instances(self, rows: Iterable[ReturnedRow]) -> list[M]:
         """Each row as a detached model instance: what a session returns for a row it loaded
         and then expunged (its columns loaded, its identity key set, no history), so a handler
         may read it anywhere and `merge` or `add` it to its own session. Set here directly: the
@@ -113,7 +116,7 @@ class ClaimStatement(Generic[M]):
             instances.append(instance)
         return instances
 
-    def _compare(self, left: Row[Any], right: Row[Any]) -> int:
+    def _compare(self, left: ReturnedRow, right: ReturnedRow) -> int:
         for index, descending, nulls_first in self.sort:
             a, b = left[index], right[index]
             if a == b:
@@ -137,7 +140,10 @@ def claim_statement(
     a statement that is its own transaction) its commit does not wait for the disk."""
     key = _key("claim", spec, dialect_name, explicit_clock, asynchronous_commit)
     return _cached(
-        key, lambda: _build_claim(spec, dialect_name, explicit_clock, asynchronous_commit)
+        key,
+        lambda: _build_claim(
+            spec, dialect_name, explicit_clock, asynchronous_commit, reusable=key is not None
+        ),
     )
 
 
@@ -148,6 +154,7 @@ class OwnedUpdate:
 
     statement: Update
     bound: tuple[str, ...]  # the changes given at execution (plain values), by attribute
+    driver: DriverPath  # the same statement sent straight to asyncpg
 
     def parameters(
         self, ids: list[uuid.UUID], worker_id: str, changes: Mapping[Any, Any]
@@ -184,7 +191,9 @@ def owned_update(
     )
     return _cached(
         key,
-        lambda: _build_owned_update(spec, dialect_name, changes, extra, asynchronous_commit),
+        lambda: _build_owned_update(
+            spec, dialect_name, changes, extra, asynchronous_commit, reusable=key is not None
+        ),
     )
 
 
@@ -246,7 +255,12 @@ def _sql_key(clauses: Sequence[Any]) -> tuple[Hashable, ...]:
 
 
 def _build_claim(
-    spec: ClaimSpec[M], dialect_name: str, explicit_clock: bool, asynchronous_commit: bool
+    spec: ClaimSpec[M],
+    dialect_name: str,
+    explicit_clock: bool,
+    asynchronous_commit: bool,
+    *,
+    reusable: bool,
 ) -> ClaimStatement[M]:
     t: Any = spec.model  # columns are looked up by name: the mixin's contract
     if explicit_clock:
@@ -286,6 +300,7 @@ def _build_claim(
         status=keys.index(spec.status.key),
         id=keys.index("id"),
         sort=tuple(_sort_key(spec, keys, expression) for expression in spec.order_by),
+        driver=DriverPath(statement, [column.type for column in columns], reusable=reusable),
     )
 
 
@@ -305,6 +320,8 @@ def _build_owned_update(
     changes: Mapping[Any, Any],
     extra: Sequence[ColumnElement[bool]],
     asynchronous_commit: bool,
+    *,
+    reusable: bool,
 ) -> OwnedUpdate:
     t: Any = spec.model
     table: Any = inspect(spec.model).local_table
@@ -322,7 +339,8 @@ def _build_owned_update(
     statement = update(table).where(one_of, owned, *extra).values(values).returning(table.c.id)
     if asynchronous_commit:
         statement = statement.where(_commit_without_waiting_for_the_disk())
-    return OwnedUpdate(statement, tuple(bound))
+    driver = DriverPath(statement, [table.c.id.type], reusable=reusable)
+    return OwnedUpdate(statement, tuple(bound), driver)
 
 
 def _loaded_columns(mapper: Mapper[Any]) -> list[tuple[str, Column[Any]]]:

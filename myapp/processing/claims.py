@@ -187,16 +187,19 @@ class Claims(Generic[M]):
         """Up to `limit` rows, now Started and leased to this worker, in the spec's order."""
         if limit <= 0:
             return []
-        spec, now = self._spec, self._explicit_now()
+        spec, now, own_transaction = self._spec, self._explicit_now(), self._own_transaction()
         claim = claim_statement(
             spec,
             self._dialect_name,
             explicit_clock=now is not None,
-            asynchronous_commit=self._own_transaction(),
+            asynchronous_commit=own_transaction,
         )
         parameters = claim.parameters(limit, self._worker_id, spec.lease, now)
         connection = await self._one_statement_connection()
-        rows = (await connection.execute(claim.statement, parameters)).all()
+        if own_transaction:  # to asyncpg directly where it can (driver_statement.py)
+            rows: Sequence[Sequence[Any]] = await claim.driver.rows(connection, parameters)
+        else:
+            rows = (await connection.execute(claim.statement, parameters)).all()
         await self._session.commit()
         claimed = [row for row in rows if row[claim.status] == spec.started]
         dead = [row[claim.id] for row in rows if row[claim.status] != spec.started]
@@ -358,12 +361,13 @@ class Claims(Generic[M]):
         `asynchronous_commit`: a write whose loss in a database crash only means the item runs
         again (a completion, a release) does not wait for the disk when it is its own
         transaction (docs/operations.md)."""
+        own_transaction = self._own_transaction()
         owned = owned_update(
             self._spec,
             self._dialect_name,
             changes,
             extra,
-            asynchronous_commit=asynchronous_commit and self._own_transaction(),
+            asynchronous_commit=asynchronous_commit and own_transaction,
         )
         postgres = self._dialect_name == "postgresql"
         per_statement = max(len(ids), 1) if postgres else IDS_PER_STATEMENT
@@ -372,7 +376,11 @@ class Claims(Generic[M]):
             chunk = list(ids[start : start + per_statement])
             parameters = owned.parameters(chunk, self._worker_id, changes)
             connection = await self._one_statement_connection()
-            won.update((await connection.execute(owned.statement, parameters)).scalars().all())
+            if own_transaction:  # one statement: to asyncpg directly where it can
+                won.update(row[0] for row in await owned.driver.rows(connection, parameters))
+            else:
+                result = await connection.execute(owned.statement, parameters)
+                won.update(result.scalars().all())
         if ids:
             await self._session.commit()
         return won

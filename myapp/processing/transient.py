@@ -28,8 +28,11 @@ CONNECTION_EXCEPTION_CLASS = "08"
 UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
 # serialization_failure, deadlock_detected: the transaction lost a race; running it again works.
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
-# asyncpg raises a bare InterfaceError (no SQLSTATE) when a call meets a closed connection.
+# asyncpg raises a bare InterfaceError (no SQLSTATE) when a call meets a closed connection, and
+# an InternalClientError when a call starts while the server's goodbye to a terminated backend
+# is still being read ("cannot switch to state 12; another operation (2) is in progress").
 CLOSED_CONNECTION_MESSAGES = ("connection is closed", "connection was closed")
+INTERRUPTED_PROTOCOL_MESSAGE = "another operation"
 # SQLite reports a missing or unreadable file, another writer's lock and a vanished disk with
 # these; its other OperationalErrors ("no such table", syntax errors) are mistakes, not outages.
 SQLITE_UNAVAILABLE_MESSAGES = (
@@ -148,6 +151,8 @@ def _is_unavailable(error: BaseException) -> bool:
         return code.startswith(CONNECTION_EXCEPTION_CLASS) or code in UNAVAILABLE_SQLSTATES
     if type(error).__name__ == "InterfaceError":
         return any(part in str(error).lower() for part in CLOSED_CONNECTION_MESSAGES)
+    if type(error).__name__ == "InternalClientError":
+        return INTERRUPTED_PROTOCOL_MESSAGE in str(error).lower()
     return isinstance(error, OSError) and not isinstance(error, FILESYSTEM_ERRORS)
 
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, inspect, select
+from sqlalchemy import func, inspect, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import DetachedInstanceError
 
@@ -18,6 +18,7 @@ from myapp.processing.claim_sql import claim_statement, owned_update
 from myapp.processing.claims import Claims
 from tests.data.claim_helpers import Worker, add_photos, database_now, load, photo_spec
 from tests.fixtures.clock import FakeClock
+from tests.fixtures.statements import Statement, recorded_statements
 
 Factory = async_sessionmaker[AsyncSession]
 
@@ -131,19 +132,13 @@ async def test_completions_whose_sql_values_differ_only_in_a_literal_write_their
 
 
 @pytest.fixture
-def statements(db_engine: AsyncEngine) -> Iterator[list[tuple[str, Any]]]:
-    seen: list[tuple[str, Any]] = []
-
-    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
-        seen.append((statement, parameters))
-
-    event.listen(db_engine.sync_engine, "before_cursor_execute", record)
-    yield seen
-    event.remove(db_engine.sync_engine, "before_cursor_execute", record)
+def statements(db_engine: AsyncEngine) -> Iterator[list[Statement]]:
+    with recorded_statements(db_engine) as seen:
+        yield seen
 
 
 async def test_acknowledgements_bind_one_array_on_postgresql_and_a_list_on_sqlite(
-    session_factory: Factory, clock: FakeClock, statements: list[tuple[str, Any]]
+    session_factory: Factory, clock: FakeClock, statements: list[Statement]
 ) -> None:
     ids = await add_photos(session_factory, clock, 30)
     worker = Worker(session_factory, clock, "w1")
@@ -153,7 +148,7 @@ async def test_acknowledgements_bind_one_array_on_postgresql_and_a_list_on_sqlit
     for call in (worker.extend, worker.complete):
         statements.clear()
         assert await call(ids) == set(ids)
-        [(sql, parameters)] = [(s, p) for s, p in statements if s.lstrip().startswith("UPDATE")]
+        [(sql, parameters)] = [(s.sql, s.parameters) for s in statements if s.startswith("UPDATE")]
         if postgres:
             assert "= ANY (" in sql or "= ANY(" in sql
             arrays = [value for value in parameters if isinstance(value, list)]

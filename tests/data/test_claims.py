@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from myapp.data.claiming import status_claim_spec
@@ -15,6 +14,7 @@ from myapp.data.models import ProcessingStatus, ProductPhoto, StagingBatch
 from myapp.processing.claims import ERROR_TEXT_LIMIT, Claims, FailOutcome
 from tests.data.claim_helpers import LEASE, Worker, add_photos, load, photo_spec
 from tests.fixtures.clock import FakeClock
+from tests.fixtures.statements import Statement, recorded_statements
 
 Factory = async_sessionmaker[AsyncSession]
 
@@ -243,30 +243,24 @@ async def test_release_returns_rows_without_charging_an_attempt(
 
 
 @pytest.fixture
-def statements(db_engine: AsyncEngine) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
-
-    event.listen(db_engine.sync_engine, "before_cursor_execute", record)
-    yield seen
-    event.remove(db_engine.sync_engine, "before_cursor_execute", record)
+def statements(db_engine: AsyncEngine) -> Iterator[list[Statement]]:
+    with recorded_statements(db_engine) as seen:
+        yield seen
 
 
 async def test_claim_and_batch_complete_are_one_statement_each(
-    session_factory: Factory, clock: FakeClock, statements: list[str]
+    session_factory: Factory, clock: FakeClock, statements: list[Statement]
 ) -> None:
     ids = await add_photos(session_factory, clock, 20)
     worker = Worker(session_factory, clock, "w1")
 
     statements.clear()
     await worker.claim(20)
-    assert len(statements) == 1 and statements[0].lstrip().upper().startswith("UPDATE")
+    assert len(statements) == 1 and statements[0].startswith("UPDATE")
 
     statements.clear()
     assert await worker.complete(ids) == set(ids)
-    assert len(statements) == 1 and statements[0].lstrip().upper().startswith("UPDATE")
+    assert len(statements) == 1 and statements[0].startswith("UPDATE")
     async with session_factory() as session:
         finished = (await session.execute(select(ProductPhoto.status))).scalars().all()
     assert set(finished) == {ProcessingStatus.COMPLETED}
