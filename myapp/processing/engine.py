@@ -580,7 +580,7 @@ class _Run:
         except Exception as error:
             await self._failed(name, item, error, log=True)
         else:
-            self._succeeded(name, entry, perf_counter() - started)
+            self._succeeded(name, [entry], perf_counter() - started)
 
     async def process_batch(self, name: str, entries: list[Entry]) -> None:
         """Several items of a `process_batch` handler in one call, one scope and one slot."""
@@ -633,21 +633,27 @@ class _Run:
             return
         failed = result.failed if result is not None else {}
         seconds = (perf_counter() - started) / len(items)
-        for entry in entries:
-            if entry[0] in failed:
-                await self._failed(name, entry[1], failed[entry[0]], log=True)
-            else:
-                self._succeeded(name, entry, seconds)
+        succeeded = [entry for entry in entries if entry[0] not in failed]
+        self._succeeded(name, succeeded, seconds, batch=True)
+        for item_id, item in entries:
+            if item_id in failed:
+                await self._failed(name, item, failed[item_id], log=True)
 
-    def _succeeded(self, name: str, entry: Entry, seconds: float) -> None:
+    def _succeeded(
+        self, name: str, entries: list[Entry], seconds: float, *, batch: bool = False
+    ) -> None:
+        """Items that succeeded, each in `seconds`: one item, or a `batch`'s (acknowledged as
+        soon as it is done, see lifecycle.py)."""
         stats = self.stats[name]
-        stats.succeeded += 1
-        stats.busy_seconds += seconds
-        self.engine.observer.item_finished(name, Outcome.SUCCEEDED, seconds)
-        if self.continuous:
-            self.refills[name].succeeded(entry[0])
+        stats.succeeded += len(entries)
+        stats.busy_seconds += seconds * len(entries)
+        observer, refill = self.engine.observer, self.refills.get(name)
+        for item_id, _ in entries:
+            observer.item_finished(name, Outcome.SUCCEEDED, seconds)
+            if refill is not None:
+                refill.succeeded(item_id)
         if lifecycle := self.lifecycles.get(name):
-            lifecycle.completed(entry[1])
+            lifecycle.completed(_items(entries), batch=batch)
 
     async def _in_thread(
         self,

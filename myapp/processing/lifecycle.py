@@ -38,7 +38,11 @@ LifecycleCall = Callable[[ClaimLifecycle[Any]], Awaitable[Collection[uuid.UUID] 
 # How long a completion waits for others to share its acknowledgement: long enough for items
 # finishing together to make one statement (measured: 10 per statement at 0 ms, 37 at 5 ms,
 # +20% rows/s; 20 ms: worker CPU per row 97 -> 83 us with one worker, 144 -> 133 with four,
-# once claims and completions stopped waiting for the disk), short against any lease.
+# once claims and completions stopped waiting for the disk), short against any lease. A batch
+# that a `process_batch` finished is already a group: it is acknowledged at once (waiting cost
+# the claims more than it saved: rows completed but not yet acknowledged are still Started, and
+# every claim steps over them; batch drain 37,000 -> 41,000 rows/s, PostgreSQL's CPU per row
+# 23 -> 19 us).
 COMPLETION_BATCH_WINDOW_SECONDS = 0.02
 # A completion, failure or release write that meets a transient database error (a dropped
 # connection, a serialization failure) is tried again before it is given up: a lost completion
@@ -68,7 +72,10 @@ class HandlerLifecycle:
         self._open_scope = open_scope
         self._pending_completions: list[Any] = []
         self._flusher: asyncio.Task[None] | None = None
-        self._draining = asyncio.Event()
+        # Set: acknowledge what is pending without waiting for companions (a whole batch is
+        # pending, or the run is draining and nothing else will join).
+        self._flush_early = asyncio.Event()
+        self._draining = False
 
     async def _call(
         self,
@@ -112,19 +119,24 @@ class HandlerLifecycle:
             stop_working(working)
         return None
 
-    def completed(self, item: Any) -> None:
-        """Queue an acknowledgement; items completing together are flushed in one call."""
-        self._pending_completions.append(item)
+    def completed(self, items: Sequence[Any], *, batch: bool = False) -> None:
+        """Queue acknowledgements; items completing together are flushed in one call. A `batch`
+        (one `process_batch` call's) is flushed without waiting for companions."""
+        self._pending_completions.extend(items)
+        if batch:
+            self._flush_early.set()
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_completions())
 
     async def _flush_completions(self) -> None:
         while self._pending_completions:
-            if not self._draining.is_set():  # let companions join the batch
+            if not self._flush_early.is_set():  # let companions join the batch
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(COMPLETION_BATCH_WINDOW_SECONDS):
-                        await self._draining.wait()
+                        await self._flush_early.wait()
             batch, self._pending_completions = self._pending_completions, []
+            if not self._draining:
+                self._flush_early.clear()
             lost = await asyncio.shield(self._call("complete", _complete(batch))) or ()
             if lost and self._on_lost is not None:
                 self._on_lost([item for item in batch if item.id in lost])
@@ -151,7 +163,8 @@ class HandlerLifecycle:
 
     async def drain(self) -> None:
         """Write every queued acknowledgement now (nothing else will join) and wait for it."""
-        self._draining.set()
+        self._draining = True
+        self._flush_early.set()
         while self._flusher is not None and not self._flusher.done():
             await asyncio.shield(self._flusher)
 

@@ -3,13 +3,16 @@ scope, reports per-item failures, and a batch that raises fails all its items.""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from myapp.processing import BatchResult, HandlerRegistration, WorkItemProcessingEngine
+import pytest
+
+from myapp.processing import BatchResult, HandlerRegistration, WorkItemProcessingEngine, lifecycle
 from tests.unit.support import ScopeRecorder
 
 
@@ -131,3 +134,27 @@ def test_a_configured_queue_size_is_kept_whatever_the_quotas() -> None:
     engine = engine_for(lambda: None, quota=100, max_concurrency=2, queue_size=5)
 
     assert engine.queue_size == 5
+
+
+async def test_a_finished_batch_is_acknowledged_without_waiting_for_companions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Single items wait a moment for others to share one acknowledgement; a batch is already
+    one, and what waits goes with it."""
+    monkeypatch.setattr(lifecycle, "COMPLETION_BATCH_WINDOW_SECONDS", 30.0)
+    ledger = Ledger()
+    registration = HandlerRegistration(
+        lambda: BatchHandler(ledger, 0), name="Batch", max_items_per_cycle=10
+    )
+    acknowledgements = lifecycle.HandlerLifecycle(registration, ScopeRecorder())
+
+    acknowledgements.completed([Item(index=1)])
+    await asyncio.sleep(0.1)
+    assert ledger.completed == []  # waiting for companions
+    acknowledgements.completed([Item(index=2), Item(index=3)], batch=True)
+    async with asyncio.timeout(5):  # not the 30 s window
+        flushing = acknowledgements._flusher
+        assert flushing is not None
+        await flushing
+
+    assert sorted(ledger.completed) == [1, 2, 3]
