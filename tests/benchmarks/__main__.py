@@ -54,8 +54,8 @@ default queue holds both claims, so a batch handler's batch is its whole quota a
 never waits for room item by item. The workers start on an empty table and the rows fall due
 once every worker is up and asleep, so no drain counts another worker's start-up.
 
-The worker is CPU-bound: one worker and PostgreSQL share two cores (per row, about 40 us of
-worker CPU per-item, 22 batch at quota 100, 16 at quota 500, and 25-30 us of the server's).
+The worker is CPU-bound: one worker and PostgreSQL share two cores (per row, about 30 us of
+worker CPU per-item, 15 batch at quota 100, 11 at quota 500, and 17-25 us of the server's).
 What this round changed, measured same-run against the code before it (medians of three
 rounds, machine quiet): `python -m myapp run` freezes what start-up built and collects the
 young generation every 50,000 allocations instead of 700 (the collector had taken ~40 % of a
@@ -68,9 +68,22 @@ probes: per-item 1.06x, four workers 1.09x. Four worker processes share the same
 with PostgreSQL and each other: they add no CPU, only contention (52-60 us of worker CPU per
 row against 40 for one), so they stay near one worker's figure, below or above it by the round.
 
-A batch costs about 0.9 ms of worker CPU per claim, batch and acknowledgement whatever its
-size, so quota 100 reads about 0.42 of the raw loop and quota 500 about 0.55-0.60: a batch
-handler over cheap items should take a bigger quota (background-processing.md, "Batches").
+Then (the third round of issue 11): a claim, completion, release or renewal that is its own
+transaction goes straight to asyncpg after its first call, SQLAlchemy compiling it once
+(`driver_statement.py`: claim(100) 0.80 -> 0.69 ms of worker CPU, complete(100) 0.51 -> 0.43
+ms), and a finished `process_batch` is acknowledged at once instead of after the 20 ms window
+(rows completed but not yet acknowledged are still Started, and every claim steps over them:
+claim(100) took 0.55 ms of server time with none ahead, 0.83 ms with 500, 1.31 ms with 2,000).
+Same run against the code before, medians of three rounds: batch at quota 100 0.464 -> 0.523
+of the raw loop (1.13x), per-item 0.99x, four workers 1.03x. Four workers on two cores stay
+just under one: per row they spend 42-47 us of worker CPU against 29-31 for one worker, and
+their claims step over more leased rows (each worker holds its own claims ahead); without the
+second claim in flight four workers drained 5 % faster and one worker 15 % slower, so the
+fetch-ahead stays.
+
+A batch costs about 0.5 ms of worker CPU per claim, batch and acknowledgement whatever its
+size, so quota 100 reads about 0.5 of the raw loop and quota 500 about 0.6: a batch handler
+over cheap items should take a bigger quota (background-processing.md, "Batches").
 Earlier rounds: sessions built on first use, 241 -> 185 us per row; the claim statement built
 once and its rows loaded without the identity map, with acknowledgements as `id = ANY(:ids)`,
 190 -> 122 us; one autocommit statement per claim and acknowledgement, claim(100) 4.5 -> 3.6 ms
