@@ -29,6 +29,7 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from loguru import logger
 from sqlalchemy import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import Update
@@ -205,7 +206,11 @@ class DriverPath:
             return await direct.fetch(connection, parameters)
         result = await connection.execute(self.statement, parameters)
         if direct is not None and result.cursor is not None:
-            direct.describe(result.cursor.description)
+            try:
+                direct.describe(result.cursor.description)
+            except Exception:  # a column this path cannot read as SQLAlchemy does: keep its path
+                logger.opt(exception=True).debug("Statement kept on SQLAlchemy's path")
+                self._compiled = None
         return result.all()
 
     def compiled(self, dialect: Dialect, parameters: Mapping[str, Any]) -> DriverStatement | None:

@@ -167,3 +167,26 @@ def test_parameters_go_through_their_types_and_constants_are_bound_once() -> Non
     assert now in arguments and now + timedelta(minutes=5) in arguments
     assert "Queued" in arguments and "Started" in arguments  # enum members as their values
     assert all(not isinstance(value, uuid.UUID) for value in arguments)
+
+
+@on_postgresql
+async def test_a_statement_whose_columns_it_cannot_read_keeps_the_sqlalchemy_path(
+    session_factory: Factory, db_engine: AsyncEngine, clock: FakeClock
+) -> None:
+    ids = await add_photos(session_factory, clock, 1)
+    statement = (
+        update(ProductPhoto.__table__)
+        .where(ProductPhoto.id == ids[0])
+        .values(caption="x")
+        .returning(ProductPhoto.id)
+    )
+    path = DriverPath(statement, [], reusable=True)  # told of no column: describe() fails
+
+    with recorded_statements(db_engine) as seen:
+        for _ in range(2):
+            async with db_engine.connect() as connection:
+                autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+                assert [row[0] for row in await path.rows(autocommit, {})] == ids
+
+    assert [s.source for s in seen if s.startswith("UPDATE")] == ["sqlalchemy"] * 2
+    assert path.compiled(ASYNCPG, {}) is None
