@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, Uuid, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from myapp.data.models import ProductPhoto
 from myapp.processing.claims import Claims
@@ -190,3 +191,12 @@ async def test_a_statement_whose_columns_it_cannot_read_keeps_the_sqlalchemy_pat
 
     assert [s.source for s in seen if s.startswith("UPDATE")] == ["sqlalchemy"] * 2
     assert path.compiled(ASYNCPG, {}) is None
+
+
+def test_without_the_compilers_postcompile_step_it_keeps_the_sqlalchemy_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The one private SQLAlchemy call: should a release drop it, nothing breaks."""
+    monkeypatch.delattr(SQLCompiler, "_process_parameters_for_postcompile")
+    statement = photo_update()
+    assert DriverStatement.compile(statement, [ProductPhoto.id.type], ASYNCPG, {}) is None
