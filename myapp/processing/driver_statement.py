@@ -155,7 +155,8 @@ def _given(name: str, parameters: Mapping[str, Any]) -> Any:
 def _generated_values(compiled: Any) -> dict[str, Callable[[Mapping[str, Any]], Any]] | None:
     """The values SQLAlchemy computes in Python at each execution (a column's `onupdate`
     function or constant), by parameter name; None if one needs SQLAlchemy's execution context
-    (then the statement keeps the ordinary path)."""
+    (then the statement keeps the ordinary path). Each such function is called once here, when
+    the statement is compiled, to find out."""
     generated: dict[str, Callable[[Mapping[str, Any]], Any]] = {}
     for column in [*compiled.insert_prefetch, *compiled.update_prefetch]:
         default = column.onupdate if column in compiled.update_prefetch else column.default
