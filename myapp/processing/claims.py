@@ -196,10 +196,7 @@ class Claims(Generic[M]):
         )
         parameters = claim.parameters(limit, self._worker_id, spec.lease, now)
         connection = await self._one_statement_connection()
-        if own_transaction:  # to asyncpg directly where it can (driver_statement.py)
-            rows: Sequence[Sequence[Any]] = await claim.driver.rows(connection, parameters)
-        else:
-            rows = (await connection.execute(claim.statement, parameters)).all()
+        rows = await claim.driver.rows(connection, parameters, direct=own_transaction)
         await self._session.commit()
         claimed = [row for row in rows if row[claim.status] == spec.started]
         dead = [row[claim.id] for row in rows if row[claim.status] != spec.started]
@@ -376,11 +373,8 @@ class Claims(Generic[M]):
             chunk = list(ids[start : start + per_statement])
             parameters = owned.parameters(chunk, self._worker_id, changes)
             connection = await self._one_statement_connection()
-            if own_transaction:  # one statement: to asyncpg directly where it can
-                won.update(row[0] for row in await owned.driver.rows(connection, parameters))
-            else:
-                result = await connection.execute(owned.statement, parameters)
-                won.update(result.scalars().all())
+            rows = await owned.driver.rows(connection, parameters, direct=own_transaction)
+            won.update(row[0] for row in rows)
         if ids:
             await self._session.commit()
         return won

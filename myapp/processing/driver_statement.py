@@ -199,16 +199,17 @@ class DriverPath:
         self._tried = False
 
     async def rows(
-        self, connection: AsyncConnection, parameters: Mapping[str, Any]
+        self, connection: AsyncConnection, parameters: Mapping[str, Any], *, direct: bool
     ) -> Sequence[Sequence[Any]]:
-        """Run the statement on `connection`, which is in autocommit; the returned rows."""
-        direct = self.compiled(connection.dialect, parameters)
-        if direct is not None and direct.described:
-            return await direct.fetch(connection, parameters)
+        """Run the statement on `connection`; the returned rows. Straight to the driver only
+        when `direct`: the statement is its own transaction (`connection` in autocommit)."""
+        compiled = self.compiled(connection.dialect, parameters) if direct else None
+        if compiled is not None and compiled.described:
+            return await compiled.fetch(connection, parameters)
         result = await connection.execute(self.statement, parameters)
-        if direct is not None and result.cursor is not None:
+        if compiled is not None and result.cursor is not None:
             try:
-                direct.describe(result.cursor.description)
+                compiled.describe(result.cursor.description)
             except Exception:  # a column this path cannot read as SQLAlchemy does: keep its path
                 logger.opt(exception=True).debug("Statement kept on SQLAlchemy's path")
                 self._compiled = None
