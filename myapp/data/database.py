@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 import warnings
 from collections.abc import Awaitable
@@ -17,10 +18,14 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DisconnectionError, SAWarning
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_random
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/myapp.db"
 # How long a SQLite writer waits for another writer's lock before "database is locked".
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# How long a connection waits before trying again to put a new SQLite file in WAL mode (random
+# in this range, so connections racing for the file spread out).
+SQLITE_WAL_RETRY_WAIT_S = (0.001, 0.02)
 # How long a failed SQLite connect waits for aiosqlite's worker thread to stop (it takes ~1 ms).
 AIOSQLITE_STOP_WAIT_S = 5.0
 # A pooled PostgreSQL connection idle longer than this is pinged before use; one used more
@@ -202,7 +207,6 @@ def _create_sqlite_engine(url: URL, **engine_options: Any) -> AsyncEngine:
     def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA foreign_keys=ON")
             # Deleted and overwritten values are zeroed on disk, not left in free space: an
@@ -223,7 +227,41 @@ async def _open_aiosqlite(*args: Any, **kwargs: Any) -> Any:
     thread = connection if isinstance(connection, Thread) else connection._thread
     thread.daemon = True
     try:
-        return await connection
+        opened = await connection
     except Exception:
         await asyncio.to_thread(thread.join, AIOSQLITE_STOP_WAIT_S)
         raise
+    try:
+        await _use_write_ahead_log(opened)
+    except BaseException:
+        await opened.close()
+        raise
+    return opened
+
+
+async def _use_write_ahead_log(connection: aiosqlite.Connection) -> None:
+    """Put the file in WAL mode (a property of the file: only its first connection changes it).
+
+    While another connection holds the write lock (one changing the mode holds it), SQLite
+    refuses the change at once instead of waiting with its busy handler: this connection already
+    holds a read lock, and waiting could deadlock. So processes opening a new file together got
+    "database is locked"; each tries again instead, for as long as a writer waits for a lock."""
+    retrying = AsyncRetrying(
+        retry=retry_if_exception(_is_busy),
+        stop=stop_after_delay(SQLITE_BUSY_TIMEOUT_MS / 1000),
+        wait=wait_random(*SQLITE_WAL_RETRY_WAIT_S),
+        reraise=True,
+    )
+    async for attempt in retrying:
+        with attempt:
+            async with connection.execute("PRAGMA journal_mode=WAL"):
+                pass
+
+
+def _is_busy(error: BaseException) -> bool:
+    code = getattr(error, "sqlite_errorcode", None)
+    return (
+        isinstance(error, sqlite3.OperationalError)
+        and code is not None
+        and (code & 0xFF == sqlite3.SQLITE_BUSY)
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -79,6 +81,31 @@ async def test_sqlite_engine_creates_its_directory_and_sets_pragmas(tmp_path: Pa
     assert pragmas[0] == "wal"
     assert pragmas[1] == 1
     assert pragmas[2] > 0
+
+
+async def test_a_new_file_another_process_is_writing_still_gets_wal(tmp_path: Path) -> None:
+    # Workers starting together on a new file: while one holds the write lock (putting the
+    # file in WAL mode takes it too), SQLite refuses another's change to WAL at once instead of
+    # waiting with its busy handler: waiting for a lock while holding a read lock could deadlock.
+    path = tmp_path / "new.db"
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("CREATE TABLE t (x)")
+    writer.execute("BEGIN IMMEDIATE")  # the write lock, until COMMIT
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+
+        async def journal_mode() -> str:
+            async with engine.connect() as connection:
+                return str((await connection.exec_driver_sql("PRAGMA journal_mode")).scalar())
+
+        opening = asyncio.create_task(journal_mode())
+        await asyncio.sleep(0.2)
+        assert not opening.done()  # still waiting for the lock, not failed
+        writer.execute("COMMIT")
+        assert await opening == "wal"
+    finally:
+        writer.close()
+        await engine.dispose()
 
 
 async def test_values_round_trip_exactly(session_factory: Factory) -> None:
