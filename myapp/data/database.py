@@ -259,9 +259,6 @@ async def _use_write_ahead_log(connection: aiosqlite.Connection) -> None:
 
 
 def _is_busy(error: BaseException) -> bool:
-    code = getattr(error, "sqlite_errorcode", None)
-    return (
-        isinstance(error, sqlite3.OperationalError)
-        and code is not None
-        and (code & 0xFF == sqlite3.SQLITE_BUSY)
-    )
+    """SQLITE_BUSY or one of its extended codes (the primary code is the low byte)."""
+    code = getattr(error, "sqlite_errorcode", 0) if isinstance(error, sqlite3.Error) else 0
+    return code & 0xFF == sqlite3.SQLITE_BUSY
